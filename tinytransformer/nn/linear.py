@@ -1,0 +1,72 @@
+"""The affine layer: y = x W^T + b.
+
+``W`` has shape (out_features, in_features), PyTorch's layout, so weights load
+across unchanged. For x of shape (..., in) the backward pass is
+
+    dL/dx = dL/dy @ W            (..., in)
+    dL/dW = (dL/dy)^T @ x        (out, in), summed over every leading axis
+    dL/db = sum of dL/dy         (out,)
+
+written as one Function so the leading axes are folded into one big matrix
+multiplication instead of a transpose op plus a batched product.
+"""
+
+import math
+
+import numpy as np
+
+from ..autograd import Function
+from ..random import get_rng
+from .module import Module, Parameter
+
+
+class LinearFunction(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        if x.shape[-1] != weight.shape[1]:
+            raise ValueError(
+                f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight expects "
+                f"{weight.shape[1]} (weight shape {weight.shape})"
+            )
+        ctx.x, ctx.weight = x, weight
+        y = x @ weight.T  # (..., out)
+        if bias is not None:
+            y += bias
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.x, ctx.weight
+        need_x, need_w, need_b = (ctx.needs_input_grad + (False,))[:3]
+        g2 = grad.reshape(-1, grad.shape[-1])  # (N, out), N = all leading axes
+        gx = (grad @ w) if need_x else None  # (..., in)
+        gw = (g2.T @ x.reshape(-1, x.shape[-1])) if need_w else None  # (out, in)
+        gb = g2.sum(axis=0) if need_b else None  # (out,)
+        return gx, gw, gb
+
+
+def linear(x, weight, bias=None):
+    """y = x @ weight.T + bias (``torch.nn.functional.linear``)."""
+    if bias is None:
+        return LinearFunction.apply(x, weight)
+    return LinearFunction.apply(x, weight, bias)
+
+
+class Linear(Module):
+    """y = x W^T + b, initialised like PyTorch: W, b ~ U(-1/sqrt(in), 1/sqrt(in))."""
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(f"Linear: in_features and out_features must be positive, got {in_features}, {out_features}")
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1 / math.sqrt(in_features)
+        rng = get_rng()
+        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
+        self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
+
+    def forward(self, x):
+        return linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
