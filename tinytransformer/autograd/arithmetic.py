@@ -195,9 +195,8 @@ def matmul(a, b):
 
 
 def _lift_pair(a, b):
-    """Make both operands tensors; a non-tensor takes the tensor operand's dtype."""
+    """Make both operands tensors; a scalar or mask takes the float operand's dtype."""
     if not isinstance(a, Tensor):
         a = lift(a, b)
-    elif not isinstance(b, Tensor):
-        b = lift(b, a)
-    return a, b
+    b = lift(b, a)
+    return lift(a, b), b

@@ -83,10 +83,12 @@ def unbroadcast(grad: np.ndarray, shape) -> np.ndarray:
 def lift(value, like: Tensor) -> Tensor:
     """Make ``value`` a tensor for a binary op with ``like``, without upcasting float32.
 
-    A Python scalar or a boolean/integer array takes ``like``'s float dtype, so
-    ``x * 0.5`` and ``x * mask`` stay float32 when ``x`` is float32.
+    A Python scalar or a boolean/integer array or tensor takes ``like``'s float
+    dtype, so ``x * 0.5`` and ``x * mask`` stay float32 when ``x`` is float32.
     """
     if isinstance(value, Tensor):
+        if like.dtype.kind == "f" and value.dtype.kind in "biu":  # a mask: it cannot need a gradient
+            return Tensor(value.data.astype(like.dtype))
         return value
     arr = np.asarray(value)
     if like.dtype.kind == "f" and (arr.dtype.kind in "biuf" and (arr.ndim == 0 or arr.dtype.kind != "f")):

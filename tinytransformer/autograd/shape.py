@@ -33,7 +33,7 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx, x, axes):
-        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)) or len(axes) != x.ndim:
+        if sorted(a + x.ndim if a < 0 else a for a in axes) != list(range(x.ndim)):
             raise ValueError(f"permute: {axes} is not a permutation of the {x.ndim} axes of shape {x.shape}")
         ctx.inverse = np.argsort([a % x.ndim for a in axes])
         return np.transpose(x, axes)
@@ -100,7 +100,10 @@ class Stack(Function):
         if len({x.shape for x in xs}) != 1:
             shapes = ", ".join(str(x.shape) for x in xs)
             raise ValueError(f"stack: all tensors need the same shape, got {shapes}")
-        y = np.stack(xs, axis=axis)
+        try:
+            y = np.stack(xs, axis=axis)
+        except (ValueError, IndexError):  # NumPy's AxisError is both
+            raise ValueError(f"stack: axis {axis} is out of range for the result's {xs[0].ndim + 1} dimensions") from None
         ctx.axis = axis % y.ndim
         return y
 
@@ -201,6 +204,8 @@ def permute(x, *axes):
 
 
 def swapaxes(x, axis0, axis1):
+    if not (-x.ndim <= axis0 < x.ndim and -x.ndim <= axis1 < x.ndim):
+        raise ValueError(f"transpose: axes {axis0} and {axis1} are not both in range for shape {x.shape}")
     axes = list(range(x.ndim))
     axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
     return Permute.apply(x, tuple(axes))

@@ -24,6 +24,7 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
+        axis = normalize_axes(axis, x.ndim, "softmax")
         z, _ = _shifted(x, axis)
         e = np.exp(z)
         y = e / e.sum(axis=axis, keepdims=True)
@@ -41,6 +42,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
+        axis = normalize_axes(axis, x.ndim, "log_softmax")
         z, _ = _shifted(x, axis)
         y = z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
         ctx.y, ctx.axis = y, axis

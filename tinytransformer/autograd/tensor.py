@@ -147,7 +147,7 @@ class Tensor:
                 raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
 
         grads = {id(self): grad}  # dL/d(node), summed over every path that reaches the node
-        for node in reversed(_topological_order(self)):
+        for node in reversed(topological_order(self)):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
@@ -326,7 +326,7 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _topological_order(root):
+def topological_order(root):
     """Nodes reachable from ``root`` that need gradients, parents before children.
 
     An explicit stack instead of recursion, so a chain of 100,000 ops does not
