@@ -6,6 +6,24 @@ Each file holds one concept, its functional form beside its Module form;
 
 from . import functional
 from .linear import Linear
+from .activations import GELU, ReLU, Sigmoid, Tanh
+from .dropout import Dropout
+from .embedding import Embedding
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .normalization import LayerNorm, RMSNorm
+from .attention import AdditiveAttention, CausalSelfAttention, KVCache
+from .blocks import MLP, TransformerBlock
+from .multihead import MultiheadAttention
+from .positional import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from . import utils as utils  # noqa: I001 - re-exported: tt.nn.utils.clip_grad_norm_, as in PyTorch
 
 __all__ = ["functional", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential"]
+__all__ += [
+    "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Embedding", "GELU", "LayerNorm", "MSELoss", "RMSNorm",
+    "ReLU", "Sigmoid", "Tanh",
+]
+__all__ += [
+    "AdditiveAttention", "CausalSelfAttention", "KVCache", "LearnedPositionalEmbedding", "MLP", "MultiheadAttention",
+    "RotaryEmbedding", "SinusoidalPositionalEncoding", "TransformerBlock",
+]

@@ -50,8 +50,14 @@ class Module:
         elif isinstance(value, Module):
             self._modules[name] = value
         elif name in self.__dict__.get("_buffer_names", ()):
+            value = value if value is None or isinstance(value, Tensor) else Tensor(value)
             self._buffers[name] = value
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        for table in (self._parameters, self._modules, self._buffers):
+            table.pop(name, None)
+        object.__delattr__(self, name)
 
     def register_buffer(self, name, value, persistent=True):
         """A tensor that belongs to the module's state but is not trained (e.g. a position table)."""
@@ -60,7 +66,6 @@ class Module:
         self._buffer_names.add(name)
         if not persistent:
             self._non_persistent.add(name)
-        value = value if value is None or isinstance(value, Tensor) else Tensor(value)
         setattr(self, name, value)
 
     def __call__(self, *args, **kwargs):
@@ -147,9 +152,9 @@ class Module:
             for table in (m._parameters, m._buffers):
                 for t in table.values():
                     if t is not None and t.dtype.kind == "f":
-                        t.data = t.data.astype(dtype)
+                        t.data = t.data.astype(dtype, copy=False)
                         if t.grad is not None:
-                            t.grad = t.grad.astype(dtype)
+                            t.grad = t.grad.astype(dtype, copy=False)
         return self
 
     def double(self):
@@ -205,16 +210,19 @@ class Module:
             raise KeyError(
                 f"load_state_dict: missing keys {missing}, unexpected keys {unexpected} for {type(self).__name__}"
             )
-        for key, value in state_dict.items():
+        arrays = {}
+        for key, value in state_dict.items():  # check every shape before copying anything
             if key not in targets:
                 continue
             array = value.data if isinstance(value, Tensor) else np.asarray(value)
-            target = targets[key]
-            if array.shape != target.shape:
+            if array.shape != targets[key].shape:
                 raise ValueError(
-                    f"load_state_dict: {key} has shape {array.shape} in the state dict but {target.shape} in the model"
+                    f"load_state_dict: {key} has shape {array.shape} in the state dict but "
+                    f"{targets[key].shape} in the model"
                 )
-            target.data[...] = array  # in place: tied weights stay tied, dtype stays the model's
+            arrays[key] = array
+        for key, array in arrays.items():
+            targets[key].data[...] = array  # in place: tied weights stay tied, dtype stays the model's
         return missing, unexpected
 
     # ------------------------------------------------------------------- repr

@@ -1,0 +1,74 @@
+"""The Transformer block: attention then an MLP, each wrapped in a residual connection and a LayerNorm.
+
+Two places for the LayerNorm (Xiong et al. 2020 compare them):
+
+    pre-LN (GPT-2, nanoGPT; ``norm_first=True``):      post-LN (Vaswani et al. 2017):
+        x = x + attn(ln_1(x))                              x = ln_1(x + attn(x))
+        x = x + mlp(ln_2(x))                               x = ln_2(x + mlp(x))
+
+Pre-LN leaves a clean residual path from input to output, so deep stacks
+train without learning-rate warm-up; post-LN normalises the residual stream
+itself after every sub-layer. Names follow GPT-2 (``ln_1``, ``attn``, ``ln_2``,
+``mlp.c_fc``, ``mlp.c_proj``) so its weights load unchanged.
+"""
+
+import numpy as np
+
+from .activations import GELU, ReLU
+from .attention import CausalSelfAttention
+from .dropout import Dropout
+from .linear import Linear
+from .module import Module
+from .normalization import LayerNorm
+
+ACTIVATIONS = {"gelu": lambda: GELU(), "gelu_tanh": lambda: GELU(approximate="tanh"), "relu": lambda: ReLU()}
+
+
+class MLP(Module):
+    """The position-wise feed-forward network: y = dropout(c_proj(act(c_fc(x)))).
+
+    c_fc widens each token's vector from n_embd to hidden_dim (4 n_embd by
+    default, as in the paper and GPT-2), the activation bends it, c_proj maps
+    it back. Every position is transformed alike and independently.
+    ``activation``: "gelu" (exact), "gelu_tanh" (GPT-2's approximation) or "relu" (the original paper).
+    """
+
+    def __init__(self, n_embd, hidden_dim=None, dropout=0.0, bias=True, activation="gelu", dtype=np.float32):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"MLP: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        hidden_dim = 4 * n_embd if hidden_dim is None else hidden_dim
+        self.c_fc = Linear(n_embd, hidden_dim, bias=bias, dtype=dtype)
+        self.act = ACTIVATIONS[activation]()
+        self.c_proj = Linear(hidden_dim, n_embd, bias=bias, dtype=dtype)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))  # (..., n_embd) -> (..., hidden) -> (..., n_embd)
+
+
+class TransformerBlock(Module):
+    """One Transformer layer over x (B, T, n_embd): self-attention and an MLP, each with a residual.
+
+    ``causal=True`` is a decoder (GPT) block: position t attends to positions
+    <= t. ``causal=False`` is an encoder block, where every position sees all
+    others except those marked by ``key_padding_mask`` (B, T), True = padding.
+    """
+
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, norm_first=True, causal=True):
+        super().__init__()
+        self.norm_first = norm_first
+        self.ln_1 = LayerNorm(n_embd, bias=bias)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout=dropout, bias=bias, causal=causal)
+        self.ln_2 = LayerNorm(n_embd, bias=bias)
+        self.mlp = MLP(n_embd, dropout=dropout, bias=bias)
+
+    def forward(self, x, key_padding_mask=None, cache=None):
+        if self.norm_first:
+            x = x + self.attn(self.ln_1(x), key_padding_mask, cache)  # (B, T, C)
+            return x + self.mlp(self.ln_2(x))  # (B, T, C)
+        x = self.ln_1(x + self.attn(x, key_padding_mask, cache))  # (B, T, C)
+        return self.ln_2(x + self.mlp(x))  # (B, T, C)
+
+    def extra_repr(self):
+        return f"norm_first={self.norm_first}"
