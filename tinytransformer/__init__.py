@@ -12,11 +12,17 @@ from .autograd import *  # noqa: F403 - the autograd namespace is the library's 
 from .autograd import __all__ as _autograd_all
 from .gradcheck import GradcheckError, gradcheck
 from .random import get_rng, get_rng_state, manual_seed, set_rng_state
+from .kernels import get_backend, set_backend  # NumPy or Numba for the hot loops
 from . import nn  # noqa: E402,I001 - after the core it builds on
+from . import optim  # noqa: E402,I001 - optimizers, schedules, clipping
+from . import data  # noqa: E402,I001 - tokenizers, datasets, corpora (NumPy only)
 
 
 __version__ = "0.1.0"
 __all__ = [
     *_autograd_all, "GradcheckError", "gradcheck", "get_rng", "get_rng_state", "manual_seed", "nn",
     "set_rng_state",
+    "optim",
+    "data",
+    "get_backend", "set_backend",
 ]

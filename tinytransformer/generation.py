@@ -1,0 +1,89 @@
+"""Generating text: sampling strategies, and the KV cache that makes each token cheap.
+
+A language model gives logits z over the vocabulary for the next token; we
+turn them into a choice:
+
+    greedy        argmax z                          (temperature=0)
+    temperature   sample from softmax(z / tau)      tau < 1 sharpens, tau > 1 flattens
+    top-k         keep the k largest logits, sample among them
+    top-p         keep the smallest set of tokens whose probability adds up to
+                  at least p (nucleus sampling, Holtzman et al. 2020), sample among them
+
+Without a cache every new token re-runs the model over the whole context:
+O(T) positions per token. A KV cache keeps each layer's keys and values, so a
+new token costs one position; only the new query attends over the cached keys.
+"""
+
+import numpy as np
+
+from .autograd import no_grad
+from .nn import KVCache
+from .random import get_rng
+
+
+def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, rng=None) -> np.ndarray:
+    """One token id per row of ``logits`` (B, V)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2:
+        raise ValueError(f"sample_next_token: logits must have shape (batch, vocab), got {logits.shape}")
+    if temperature < 0:
+        raise ValueError(f"sample_next_token: temperature must be >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"sample_next_token: top_k must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"sample_next_token: top_p must be in (0, 1], got {top_p}")
+    if temperature == 0:
+        return logits.argmax(axis=-1)
+    rng = rng if rng is not None else get_rng()
+    z = logits / temperature
+    if top_k is not None and top_k < z.shape[-1]:
+        kth = np.partition(z, -top_k, axis=-1)[:, -top_k, None]  # (B, 1) the k-th largest logit
+        z = np.where(z < kth, -np.inf, z)
+    probs = np.exp(z - z.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-probs, axis=-1)
+        sorted_p = np.take_along_axis(probs, order, axis=-1)
+        before = np.cumsum(sorted_p, axis=-1) - sorted_p  # mass of the tokens ranked above
+        keep_sorted = before < top_p  # the top token is always kept
+        keep = np.zeros_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=-1)
+        probs = np.where(keep, probs, 0.0)
+        probs /= probs.sum(axis=-1, keepdims=True)
+    u = rng.random((probs.shape[0], 1))
+    return np.minimum((np.cumsum(probs, axis=-1) < u).sum(axis=-1), probs.shape[-1] - 1)
+
+
+def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None, use_cache=True):
+    """Extend each row of ``idx`` (B, T) by ``max_new_tokens`` sampled tokens.
+
+    Prompts longer than the model's ``block_size`` are cropped to their last
+    ``block_size`` tokens. ``seed`` makes sampling repeatable; the cached and
+    uncached paths give the same tokens.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    if idx.ndim == 1:
+        idx = idx[None, :]
+    if idx.ndim != 2 or idx.shape[1] == 0:
+        raise ValueError(f"generate: idx must be a non-empty (batch, time) array of token ids, got shape {idx.shape}")
+    rng = np.random.default_rng(seed) if seed is not None else get_rng()
+    block_size = model.config.block_size
+    was_training = model.training
+    model.eval()
+    caches = None
+    try:
+        with no_grad():
+            for _ in range(max_new_tokens):
+                if not use_cache:
+                    logits, _ = model(idx[:, -block_size:])
+                elif caches is None or caches[0].length + 1 > block_size:
+                    # (re)fill the cache from the cropped context
+                    caches = [KVCache() for _ in range(model.config.n_layer)]
+                    logits, _ = model(idx[:, -block_size:], caches=caches)
+                else:
+                    logits, _ = model(idx[:, -1:], caches=caches)  # one new position
+                next_id = sample_next_token(logits.data[:, -1, :], temperature, top_k, top_p, rng)
+                idx = np.concatenate([idx, next_id[:, None]], axis=1)
+    finally:
+        model.train(was_training)
+    return idx

@@ -1,0 +1,30 @@
+"""The hot loops of training, each as a readable NumPy function and a Numba twin.
+
+Each file holds one kernel: ``<name>_numpy`` (the reference that lessons show),
+``<name>_numba`` (explicit loops, compiled on first use) and a dispatcher
+without suffix that checks its arguments and runs the backend chosen with
+``set_backend``. Kernels take and return NumPy arrays; they know nothing of
+Tensors, so autograd Functions call a forward kernel in ``forward`` and its
+backward twin in ``backward``. ``backend.py`` holds the backend switch and
+the thread policy.
+"""
+
+from .adamw import adamw_update
+from .attention import (
+    blas_attention_backward,
+    blas_attention_forward,
+    flash_attention_backward,
+    flash_attention_forward,
+)
+from .backend import backend_info, get_backend, set_backend, set_num_threads, use_backend
+from .embedding import embedding_backward
+from .gelu import gelu_backward, gelu_forward
+from .layernorm import layer_norm_backward, layer_norm_forward
+from .softmax_cross_entropy import cross_entropy_backward, cross_entropy_forward
+
+__all__ = [
+    "adamw_update", "backend_info", "blas_attention_backward", "blas_attention_forward", "cross_entropy_backward",
+    "cross_entropy_forward", "embedding_backward", "flash_attention_backward", "flash_attention_forward",
+    "gelu_backward", "gelu_forward", "get_backend", "layer_norm_backward", "layer_norm_forward", "set_backend",
+    "set_num_threads", "use_backend",
+]

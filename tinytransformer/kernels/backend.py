@@ -1,0 +1,201 @@
+"""Which implementation the kernels run (NumPy or Numba), and how many threads they use.
+
+Every kernel in this folder exists twice: a NumPy function that reads like the
+math, and a Numba function of explicit loops that compiles to machine code.
+The backend picks one for the whole library:
+
+    tt.set_backend("numpy")           # the readable reference
+    tt.set_backend("numba")           # compiled loops (the default when Numba is installed)
+    TINYTRANSFORMER_BACKEND=numpy     # the same choice from the environment, read at import
+
+Numba is imported lazily, on the first call of a Numba kernel (or on
+``set_backend("numba")``), so ``import tinytransformer`` never imports it when
+it is absent or when the environment forces NumPy.
+
+Thread policy. Numba's parallel loops and the BLAS behind ``np.matmul``
+(OpenBLAS here) each keep a pool of worker threads, and both let idle workers
+spin, waiting for the next job, rather than sleep. A training step alternates
+the two many times, so on a machine with few cores each pool's spinning
+threads steal the cores the other pool needs: measured on 2 cores, a mix of
+small Numba loops and matmuls ran 6-10x slower with Numba's OpenMP threading
+layer than with its ``workqueue`` layer, whose workers sleep when idle
+(``OMP_WAIT_POLICY=PASSIVE`` fixes it too). We therefore select ``workqueue``
+in ``numba.config`` before Numba launches its threads, unless the user chose a
+layer with ``NUMBA_THREADING_LAYER``. We do not set ``OMP_WAIT_POLICY``
+ourselves: it is read once when the OpenMP runtime loads (often before we are
+imported, e.g. by torch) and it would change other libraries in the process.
+``set_num_threads(n)`` sets one thread count for both BLAS and Numba.
+"""
+
+import contextlib
+import functools
+import importlib.metadata
+import importlib.util
+import os
+import sys
+
+BACKENDS = ("numpy", "numba")
+ENV_VAR = "TINYTRANSFORMER_BACKEND"
+
+_numba = None  # the numba module, once loaded
+_num_threads = None  # set by set_num_threads, applied to Numba when it loads
+
+
+def numba_installed() -> bool:
+    """True when ``import numba`` would find the package (without importing it)."""
+    if "numba" in sys.modules:
+        return sys.modules["numba"] is not None
+    return importlib.util.find_spec("numba") is not None
+
+
+def load_numba():
+    """Import Numba (once), choosing the threading layer before its threads start."""
+    global _numba
+    if _numba is None:
+        try:
+            import numba
+        except ImportError as err:
+            raise ImportError(
+                "set_backend: the 'numba' backend needs Numba, which is not installed; "
+                "pip install 'tinytransformer[fast]', or use set_backend('numpy')"
+            ) from err
+        if "NUMBA_THREADING_LAYER" not in os.environ:
+            numba.config.THREADING_LAYER = "workqueue"  # idle workers sleep: see the module docstring
+        _numba = numba
+        if _num_threads is not None:
+            _set_numba_threads(_num_threads)
+    return _numba
+
+
+def _initial_backend() -> str:
+    name = os.environ.get(ENV_VAR, "").strip().lower()
+    if not name:
+        return "numba" if numba_installed() else "numpy"
+    if name not in BACKENDS:
+        raise ValueError(f"{ENV_VAR}={os.environ[ENV_VAR]!r}: expected one of {BACKENDS}")
+    if name == "numba" and not numba_installed():
+        raise ImportError(f"{ENV_VAR}=numba, but Numba is not installed; pip install 'tinytransformer[fast]'")
+    return name
+
+
+_backend = _initial_backend()
+
+
+def get_backend() -> str:
+    """The backend the kernels run on now: ``"numpy"`` or ``"numba"``."""
+    return _backend
+
+
+def set_backend(name: str) -> None:
+    """Run every kernel with ``"numpy"`` (reference) or ``"numba"`` (compiled) from now on."""
+    global _backend
+    if name not in BACKENDS:
+        raise ValueError(f"set_backend: name must be one of {BACKENDS}, got {name!r}")
+    if name == "numba":
+        load_numba()
+    _backend = name
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """``with use_backend("numpy"): ...`` runs the block on one backend, then restores the previous one."""
+    previous = get_backend()
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+class NumbaKernel:
+    """A Python function of explicit loops, compiled by ``numba.njit`` on its first call.
+
+    Kernel files write ``prange`` for a loop whose iterations are independent;
+    until Numba is loaded that name is Python's ``range``. Compiling swaps
+    ``numba.prange`` into the kernel's module so that Numba parallelises the
+    loop. ``cache=True`` stores the machine code in ``__pycache__``, so later
+    processes skip the compile.
+    """
+
+    def __init__(self, py_func, parallel, fastmath):
+        functools.update_wrapper(self, py_func)
+        self.py_func, self.parallel, self.fastmath = py_func, parallel, fastmath
+        self.compiled = None
+
+    def __call__(self, *args):
+        if self.compiled is None:
+            numba = load_numba()
+            self.py_func.__globals__["prange"] = numba.prange
+            self.compiled = numba.njit(cache=True, parallel=self.parallel, fastmath=self.fastmath)(self.py_func)
+        return self.compiled(*args)
+
+
+def numba_kernel(parallel=False, fastmath=False):
+    """Decorator: ``@numba_kernel(parallel=True)`` marks a loop kernel for lazy compilation."""
+    return lambda py_func: NumbaKernel(py_func, parallel, fastmath)
+
+
+# Reassociating sums (so that a dot product vectorises) and fusing multiply-adds only
+# reorders rounding; unlike fastmath=True it keeps inf and NaN semantics, which the
+# masked (-inf) scores of attention rely on.
+REASSOCIATE = {"reassoc", "contract", "nsz"}
+
+
+def _set_numba_threads(n):
+    limit = _numba.config.NUMBA_NUM_THREADS
+    if n > limit:
+        raise ValueError(f"set_num_threads: n={n} exceeds Numba's pool of {limit} threads (NUMBA_NUM_THREADS)")
+    _numba.set_num_threads(n)
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in both BLAS (through threadpoolctl) and Numba's parallel loops."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError as err:
+        raise ImportError(
+            "set_num_threads: setting BLAS threads needs threadpoolctl (pip install threadpoolctl); "
+            "or set OMP_NUM_THREADS before starting Python"
+        ) from err
+    if _numba is not None:
+        _set_numba_threads(n)
+    threadpool_limits(limits=n, user_api="blas")
+    _num_threads = n
+
+
+def backend_info() -> dict:
+    """What the kernels run on, for benchmarks to print: backend, Numba, threads, BLAS."""
+    numba = _numba
+    if numba is None and _backend == "numba":
+        numba = load_numba()
+    try:
+        numba_version = importlib.metadata.version("numba") if numba_installed() else None
+    except importlib.metadata.PackageNotFoundError:
+        numba_version = None
+    layer = None
+    if numba is not None:
+        try:
+            layer = numba.threading_layer()  # the layer actually running
+        except ValueError:  # no parallel loop has run yet: report the one chosen
+            layer = f"{numba.config.THREADING_LAYER} (not launched yet)"
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [
+            {key: pool.get(key) for key in ("internal_api", "version", "num_threads", "threading_layer", "architecture")}
+            for pool in threadpool_info() if pool.get("user_api") == "blas"
+        ]
+    except ImportError:
+        blas = None
+    return {
+        "backend": _backend,
+        "numba": numba_version,
+        "threading_layer": layer,
+        "numba_num_threads": numba.get_num_threads() if numba is not None else None,
+        "blas": blas,
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "cpu_count": os.cpu_count(),
+    }

@@ -1,0 +1,119 @@
+"""GPT: a decoder-only Transformer language model (Radford et al. 2018, 2019).
+
+    tokens (B, T) -> token embedding + position embedding        (B, T, C)
+                  -> n_layer pre-LN blocks: x += attn(ln_1(x)); x += mlp(ln_2(x))
+                  -> final LayerNorm ln_f -> lm_head (tied to the token embedding)
+                  -> logits over the vocabulary                 (B, T, V)
+
+Parameter names follow GPT-2 and nanoGPT (``transformer.wte``,
+``transformer.h.0.attn.c_attn``, ``lm_head``, ...), so the state dict of the
+same architecture written in PyTorch loads into this model unchanged.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..autograd import Tensor
+from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleDict, ModuleList, TransformerBlock
+from ..nn import functional as F
+from ..random import get_rng
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65
+    block_size: int = 64
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"GPTConfig: {name} must be positive, got {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class GPT(Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.transformer = ModuleDict(
+            {
+                "wte": Embedding(c.vocab_size, c.n_embd),
+                "wpe": Embedding(c.block_size, c.n_embd),
+                "drop": Dropout(c.dropout),
+                "h": ModuleList(
+                    TransformerBlock(c.n_embd, c.n_head, dropout=c.dropout, bias=c.bias, norm_first=True, causal=True)
+                    for _ in range(c.n_layer)
+                ),
+                "ln_f": LayerNorm(c.n_embd, bias=c.bias),
+            }
+        )
+        self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer["wte"].weight  # weight tying (Press & Wolf 2017)
+        self._init_weights()
+
+    def _init_weights(self):
+        """GPT-2 initialisation: N(0, 0.02) weights, zero biases, and the projections
+        that write into the residual stream scaled by 1/sqrt(2 n_layer), so the
+        residual's variance does not grow with depth."""
+        rng = get_rng()
+        for name, p in self.named_parameters():
+            if name.endswith(".bias"):
+                p.data[...] = 0
+            elif name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name.endswith("ln_f.weight"):
+                p.data[...] = 1
+            else:
+                std = 0.02 / math.sqrt(2 * self.config.n_layer) if name.endswith("c_proj.weight") else 0.02
+                p.data[...] = rng.normal(0.0, std, p.shape)
+
+    def forward(self, idx, targets=None, caches=None):
+        """Logits for the next token at each position, and the loss if ``targets`` is given.
+
+        ``idx`` holds token ids (B, T). Without targets only the last position's
+        logits are computed (all that generation needs), as nanoGPT does.
+        ``caches`` (one KVCache per block, see ``generation.py``) makes each
+        call continue the sequence the caches already hold.
+        """
+        idx = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+        if idx.ndim != 2:
+            raise ValueError(f"GPT: idx must have shape (batch, time), got {idx.shape}")
+        B, T = idx.shape
+        start = caches[0].length if caches else 0
+        if start + T > self.config.block_size:
+            raise ValueError(
+                f"GPT: sequence of length {start + T} is longer than block_size={self.config.block_size}"
+            )
+        t = self.transformer
+        pos = np.arange(start, start + T)
+        x = t["drop"](t["wte"](idx) + t["wpe"](pos))  # (B, T, C)
+        for i, block in enumerate(t["h"]):
+            x = block(x, cache=caches[i] if caches else None)  # (B, T, C)
+        x = t["ln_f"](x)
+        if targets is None:
+            return self.lm_head(x[:, -1:, :]), None  # (B, 1, V)
+        logits = self.lm_head(x)  # (B, T, V)
+        targets = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+        if targets.shape != (B, T):
+            raise ValueError(f"GPT: targets must have the shape of idx {(B, T)}, got {targets.shape}")
+        loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    def optimizer_groups(self, weight_decay):
+        """Parameter groups for AdamW: decay on matrices (2-D weights, embeddings
+        included), none on biases and norm gains, as nanoGPT does."""
+        decay = [p for _, p in self.named_parameters() if p.ndim >= 2]
+        no_decay = [p for _, p in self.named_parameters() if p.ndim < 2]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
