@@ -20,11 +20,19 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	MPLBACKEND=Agg $(PY) -m pytest
 
+# a GPT trained on Python's help pages for a few minutes (checkpoint and loss.png in runs/demo), then a sample
 demo: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m tinytransformer demo
+	MPLBACKEND=Agg $(PY) -m tinytransformer train --data pydoc --max-iters 1000 --out runs/demo
+	$(PY) -m tinytransformer generate --checkpoint runs/demo --prompt "The " --max-new-tokens 400
 
 lessons: $(STAMP)
 	for f in lessons/[0-9]*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f || exit 1; done
+
+# scaling laws in miniature: 12 character-level GPTs on Python's help pages, about 15 minutes on 2 cores;
+# writes benchmarks/results/scaling.json and scaling.png (validation loss against N, D and C, power-law fits)
+.PHONY: scaling
+scaling: $(STAMP)
+	MPLBACKEND=Agg $(PY) benchmarks/scaling.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis lessons/figures

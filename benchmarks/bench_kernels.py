@@ -1,7 +1,8 @@
 """Each kernel's forward + backward: the NumPy reference, the Numba twin, and PyTorch (CPU), side by side.
 
     .venv/bin/python benchmarks/bench_kernels.py            # both configurations, 7 rounds
-    .venv/bin/python benchmarks/bench_kernels.py --rounds 3 --configs A
+    .venv/bin/python benchmarks/bench_kernels.py --rounds 3 --configs A --threads 1
+    .venv/bin/python benchmarks/bench_kernels.py --threads 1 --clock cpu   # on a busy machine
 
 Shapes are those of a GPT at two sizes (B batch, T context, C width, H heads,
 V vocabulary). In each round every implementation runs once, in turn, so that
@@ -18,10 +19,15 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# Torch's OpenMP workers spin for a while after each op, on the cores that the NumPy and
+# Numba runs interleaved with it need next (see tinytransformer/kernels/backend.py);
+# sleeping workers keep the three from slowing each other down. Read when torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from tinytransformer.kernels import (
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from tinytransformer.kernels import (  # noqa: E402
     adamw_update,
     backend_info,
     blas_attention_backward,
@@ -35,6 +41,7 @@ from tinytransformer.kernels import (
     gelu_forward,
     layer_norm_backward,
     layer_norm_forward,
+    set_num_threads,
     use_backend,
 )
 
@@ -126,16 +133,16 @@ def cases(cfg, rng):
     }
 
 
-def measure(runs, rounds):
+def measure(runs, rounds, clock):
     """Median seconds per implementation, the implementations interleaved round by round."""
     for fn in runs.values():
         fn()  # warm-up (and Numba's compile)
     times = {name: [] for name in runs}
     for _ in range(rounds):
         for name, fn in runs.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
@@ -143,13 +150,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--configs", default="AB")
+    parser.add_argument("--threads", type=int, help="threads for BLAS, Numba and torch (default: all cores)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: the process's CPU time, which other processes' load does not inflate; "
+                             "meaningful with --threads 1 (with more threads it adds up all threads' time)")
     args = parser.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.threads:
+        set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
 
     with use_backend("numba"):
+        gelu_forward(np.zeros(8, np.float32))  # launches Numba's threads, so the info shows the layer in use
         info = backend_info()
     info["torch"] = torch.__version__
     info["torch_threads"] = torch.get_num_threads()
     info["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY")
+    info["clock"] = args.clock
     for key, value in info.items():
         print(f"# {key}: {value}")
 
@@ -166,7 +183,7 @@ def main():
                         fn()
                 return run
 
-            t = measure({"numpy": on("numpy"), "numba": on("numba"), "torch": theirs}, args.rounds)
+            t = measure({"numpy": on("numpy"), "numba": on("numba"), "torch": theirs}, args.rounds, clock)
             row = {"kernel": kernel, "config": cfg_name, **CONFIGS[cfg_name], "shape": shape,
                    **{f"{k}_ms": round(v * 1e3, 3) for k, v in t.items()},
                    "numpy_over_numba": round(t["numpy"] / t["numba"], 2),

@@ -5,14 +5,15 @@
 nanoGPT's small CPU configuration (4 layers, 4 heads, width 128, block 64,
 batch 12, 2,000 iterations, lr 1e-3 with 100 warmup steps and a cosine down to
 1e-4, AdamW betas (0.9, 0.99) and weight decay 0.1, gradient clipping at 1.0,
-no dropout). Both models start from our initial weights (loaded by name into
+no dropout, and nanoGPT's default of no biases in the Linear and LayerNorm layers). Both models start from our initial weights (loaded by name into
 the PyTorch twin of ``tinytransformer.reference.torch_gpt``), see the same
 batches in the same order, and use the same optimiser and schedule, so their
 loss curves should lie on top of each other: any gap is float32 rounding
 accumulated over 2,000 steps, or a bug.
 
 Writes benchmarks/results/shakespeare_curve.json and .png, and prints the final
-validation losses (on 200 fixed batches) and the wall times. Both run on one
+validation losses (on 200 fixed batches), the wall and CPU times and the
+largest gap between the two curves; ``--report`` redraws the plot from the JSON. Both run on one
 thread (NumPy's BLAS through threadpoolctl, ``torch.set_num_threads(1)``), so
 the times compare the code, not how each library spreads over cores.
 """
@@ -33,7 +34,7 @@ from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.optim.lr_scheduler import cosine_with_warmup
 from tinytransformer.random import manual_seed
 from tinytransformer.reference.torch_gpt import TorchGPT
-from tinytransformer.training import TrainConfig, Trainer, plot_loss_curves
+from tinytransformer.training import TrainConfig, Trainer
 
 RESULTS = Path(__file__).parent / "results"
 FINAL_EVAL_ITERS = 200
@@ -98,52 +99,90 @@ def train_torch(model, train_ids, val_ids, block_size, config):
     return history
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max-iters", type=int, default=2000)
-    args = parser.parse_args()
-
+def run(max_iters):
+    """Train both models; returns the result record (see ``report``)."""
     text = load_corpus("shakespeare")
     tokenizer = CharTokenizer.train(text)
     train_ids, val_ids = train_val_split(np.asarray(tokenizer.encode(text)), 0.1)
-    model_config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=128)
-    config = TrainConfig(max_iters=args.max_iters, batch_size=12, lr=1e-3, warmup_iters=100, weight_decay=0.1,
+    model_config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=128,
+                             bias=False)
+    config = TrainConfig(max_iters=max_iters, batch_size=12, lr=1e-3, warmup_iters=100, weight_decay=0.1,
                          betas=(0.9, 0.99), grad_clip=1.0, eval_interval=250, eval_iters=20, seed=1337)
     manual_seed(config.seed)
     ours = GPT(model_config)
     twin = TorchGPT.from_config(model_config).load_numpy_state(ours.state_dict())
     final_batches = eval_batches(val_ids, model_config.block_size, config, FINAL_EVAL_ITERS)
 
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     trainer = Trainer(ours, train_ids, val_ids, config, tokenizer=tokenizer)
     trainer.train(progress=False, on_eval=lambda t, losses: print(f"ours step {t.step}: val loss {losses['val']:.4f}",
                                                                     flush=True))
-    ours_seconds = time.perf_counter() - start
-    start = time.perf_counter()
+    ours_seconds, ours_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    start, start_cpu = time.perf_counter(), time.process_time()
     torch_history = train_torch(twin, train_ids, val_ids, model_config.block_size, config)
-    torch_seconds = time.perf_counter() - start
-
-    result = {
+    torch_seconds, torch_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    return {
         "config": {**model_config.to_dict(), **config.to_dict()},
         "machine": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-                    "processor": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()},
-        "tinytransformer": {"seconds": round(ours_seconds, 1), "final_val_loss": ours_loss(ours, final_batches),
-                            "history": trainer.history},
-        "pytorch": {"seconds": round(torch_seconds, 1), "final_val_loss": torch_loss(twin, final_batches),
-                    "history": torch_history},
+                    "processor": platform.processor() or platform.machine(), "threads": 1},
         "final_eval_batches": FINAL_EVAL_ITERS,
+        "tinytransformer": {"seconds": round(ours_seconds, 1), "cpu_seconds": round(ours_cpu, 1),
+                            "final_val_loss": ours_loss(ours, final_batches), "history": trainer.history},
+        "pytorch": {"seconds": round(torch_seconds, 1), "cpu_seconds": round(torch_cpu, 1),
+                    "final_val_loss": torch_loss(twin, final_batches), "history": torch_history},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "shakespeare_curve.json").write_text(json.dumps(result, indent=1))
-    plot_loss_curves(trainer.history, RESULTS / "shakespeare_curve.png", curves={"PyTorch twin": torch_history},
-                     title=f"Tiny Shakespeare, char level: tinytransformer vs PyTorch, {config.max_iters} steps")
-    gap = np.abs(np.subtract(trainer.history["val_loss"], torch_history["val_loss"])).max()
-    print(f"final val loss ({FINAL_EVAL_ITERS} batches): tinytransformer {result['tinytransformer']['final_val_loss']:.4f}"
-          f" in {ours_seconds:.0f} s, PyTorch {result['pytorch']['final_val_loss']:.4f} in {torch_seconds:.0f} s; "
-          f"largest gap between the validation curves {gap:.4f}")
+
+
+def report(result):
+    """Print the summary and draw the two curves and their difference to shakespeare_curve.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ours, theirs = result["tinytransformer"], result["pytorch"]
+    h, t = ours["history"], theirs["history"]
+    step_gap = np.abs(np.subtract(h["train_loss"], t["train_loss"]))
+    val_gap = np.abs(np.subtract(h["val_loss"], t["val_loss"])).max()
+    fig, (ax, ax_gap) = plt.subplots(1, 2, figsize=(12, 4.2))
+    ax.plot(h["step"], h["train_loss"], color="tab:blue", alpha=0.35, lw=0.8, label="tinytransformer, each batch")
+    ax.plot(t["step"], t["train_loss"], color="tab:red", alpha=0.35, lw=0.8, ls="--", label="PyTorch, each batch")
+    ax.plot(h["eval_step"], h["val_loss"], "o-", color="tab:blue", label="tinytransformer, validation")
+    ax.plot(t["eval_step"], t["val_loss"], "x--", color="tab:red", ms=8, label="PyTorch, validation")
+    ax.set(xlabel="step", ylabel="cross-entropy (nats per character)", ylim=(1.3, 4.4),
+           title="Tiny Shakespeare, nanoGPT's small CPU config, identical start")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ulp = np.spacing(np.float32(2.0))  # the float32 spacing of numbers near the losses
+    ax_gap.plot(h["step"], step_gap / ulp, ".", ms=2)
+    ax_gap.set(xlabel="step", ylabel="|loss ours - loss PyTorch| in float32 ulps (near 2.0)",
+               title=f"The same batch's loss: bit-identical on {np.mean(step_gap == 0):.0%} of the steps")
+    ax_gap.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "shakespeare_curve.png", dpi=110)
+    print(f"final validation loss ({result['final_eval_batches']} fixed batches): "
+          f"tinytransformer {ours['final_val_loss']:.4f}, PyTorch {theirs['final_val_loss']:.4f}")
+    for name, record in (("tinytransformer", ours), ("PyTorch", theirs)):
+        print(f"{name}: {record['seconds']:.0f} s wall, {record['cpu_seconds']:.0f} s CPU on one thread "
+              "(wall > CPU when other jobs share the cores)")
+    print(f"largest gap: {step_gap.max():.2e} between the training losses of one step (identical on "
+          f"{np.mean(step_gap == 0):.0%} of the steps), {val_gap:.2e} between the validation losses")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-iters", type=int, default=2000, help="steps (default 2000)")
+    parser.add_argument("--report", action="store_true", help="only redraw the plot and summary from the JSON")
+    args = parser.parse_args()
+    path = RESULTS / "shakespeare_curve.json"
+    if not args.report:
+        torch.set_num_threads(1)
+        with threadpool_limits(limits=1):  # NumPy's BLAS on one thread too: a like-for-like race
+            result = run(args.max_iters)
+        RESULTS.mkdir(exist_ok=True)
+        path.write_text(json.dumps(result, indent=1))
+    report(json.loads(path.read_text()))
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):  # NumPy's BLAS on one thread too: a like-for-like race
-        main()
+    main()

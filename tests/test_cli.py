@@ -63,6 +63,20 @@ def test_generate_prints_text_and_a_seed_makes_it_repeatable(trained, capsys):
     assert greedy == _generate(trained, capsys, "--prompt", "to be", "--temperature", "0", "--seed", "8")
 
 
+def test_a_bpe_run_saves_its_tokenizer_and_generates(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("naïve café, déjà vu; " * 60, encoding="utf-8")
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(corpus), "--tokenizer", "bpe", "--vocab-size", "270", *TINY, "--max-iters", "2",
+            "--eval-interval", "2", "--out", str(out)]
+    assert main(argv) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["tokenizer"]["type"] == "bpe" and meta["model_config"]["vocab_size"] == 270
+    capsys.readouterr()
+    text = _generate(out, capsys, "--prompt", "déjà", "--max-new-tokens", "5")
+    assert text.startswith("déjà")
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [

@@ -12,7 +12,11 @@ LESSONS = sorted((Path(__file__).resolve().parent.parent / "lessons").glob("[0-9
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_in_short_mode(lesson, tmp_path):
-    env = dict(os.environ, TINYTRANSFORMER_SHORT="1", TINYTRANSFORMER_FIGURES=str(tmp_path), MPLBACKEND="Agg")
+    # One BLAS thread: lessons multiply small matrices, where a second thread only adds hand-off costs.
+    env = dict(
+        os.environ, TINYTRANSFORMER_SHORT="1", TINYTRANSFORMER_FIGURES=str(tmp_path), MPLBACKEND="Agg",
+        OPENBLAS_NUM_THREADS="1",
+    )
     result = subprocess.run(
         [sys.executable, str(lesson)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )

@@ -78,7 +78,10 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
                     logits, _ = model(idx[:, -block_size:])
                 elif caches is None or caches[0].length + 1 > block_size:
                     # (re)fill the cache from the cropped context
-                    caches = [KVCache() for _ in range(model.config.n_layer)]
+                    # a recurrent model keeps its own state instead of keys and values (models/rnn_lm.py)
+                    caches = model.new_caches() if hasattr(model, "new_caches") else [
+                        KVCache() for _ in range(model.config.n_layer)
+                    ]
                     logits, _ = model(idx[:, -block_size:], caches=caches)
                 else:
                     logits, _ = model(idx[:, -1:], caches=caches)  # one new position

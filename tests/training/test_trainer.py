@@ -1,11 +1,13 @@
 """The training loop: exact resumption from a checkpoint, gradient accumulation, the schedule, evaluation."""
 
+import sys
+
 import numpy as np
 import pytest
 
 import tinytransformer as tt
 from tinytransformer.models.gpt import GPT, GPTConfig
-from tinytransformer.training import TrainConfig, Trainer, prepare_pretraining, resume_pretraining
+from tinytransformer.training import Progress, TrainConfig, Trainer, prepare_pretraining, resume_pretraining
 
 TEXT = "the quick brown fox jumps over the lazy dog; " * 40
 TINY = dict(n_layer=1, n_head=2, n_embd=16, block_size=8)
@@ -89,3 +91,17 @@ def test_a_validation_split_shorter_than_a_block_is_a_clear_error():
     model = GPT(GPTConfig(vocab_size=5, **TINY))
     with pytest.raises(ValueError, match="validation split has 8 tokens"):
         Trainer(model, np.zeros(100, dtype=np.int64), np.zeros(8, dtype=np.int64))
+
+
+def test_progress_prints_plain_lines_without_tqdm(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `import tqdm...` raise ImportError
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    bar = Progress(100)
+    assert bar.bar is None
+    for i in range(100):
+        bar.update(loss=f"{i:.1f}")
+    bar.write("an evaluation")
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 50 and lines[-1] == "train 100/100 loss 99.0"
+    assert captured.out == "an evaluation\n"

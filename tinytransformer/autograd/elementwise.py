@@ -1,24 +1,9 @@
 """Elementwise functions: y = f(x), so dL/dx = dL/dy * f'(x), elementwise."""
 
-import math
-
 import numpy as np
 
+from .. import kernels
 from .function import Function
-
-try:  # scipy (present with scikit-learn) has a fast vectorised erf; math.erf is the fallback
-    from scipy.special import erf as _erf
-except ImportError:  # pragma: no cover - exercised only where scipy is absent
-    _erf = np.vectorize(math.erf, otypes=[np.float64])
-
-SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-def erf(x: np.ndarray) -> np.ndarray:
-    """The error function, in x's dtype."""
-    return np.asarray(_erf(x), dtype=x.dtype)
-
 
 class Exp(Function):
     """y = e^x;  dy/dx = e^x = y."""
@@ -112,29 +97,21 @@ class GELU(Function):
     exact:  Phi(x) = (1 + erf(x / sqrt 2)) / 2,  dy/dx = Phi(x) + x phi(x)
     tanh:   y = x (1 + tanh(u)) / 2 with u = sqrt(2/pi) (x + 0.044715 x^3),
             dy/dx = (1 + t)/2 + x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2
-    where phi is the standard normal density and t = tanh(u).
+    where phi is the standard normal density and t = tanh(u). The arithmetic
+    is ``kernels.gelu_forward`` and ``_backward`` (kernels/gelu.py, NumPy or
+    Numba); the backward recomputes Phi from x rather than keep it.
     """
 
     @staticmethod
     def forward(ctx, x, approximate="none"):
-        ctx.x, ctx.approximate = x, approximate
-        if approximate == "tanh":
-            ctx.t = np.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x**3))
-            return 0.5 * x * (1 + ctx.t)
-        if approximate != "none":
+        if approximate not in ("none", "tanh"):
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        ctx.cdf = 0.5 * (1 + erf(x * np.asarray(1 / math.sqrt(2), dtype=x.dtype)))
-        return x * ctx.cdf
+        ctx.x, ctx.approximate = x, approximate
+        return kernels.gelu_forward(x, approximate)
 
     @staticmethod
     def backward(ctx, grad):
-        x = ctx.x
-        if ctx.approximate == "tanh":
-            t = ctx.t
-            du = SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-            return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
-        pdf = INV_SQRT_2PI * np.exp(-0.5 * x * x)
-        return grad * (ctx.cdf + x * pdf)
+        return kernels.gelu_backward(grad, ctx.x, ctx.approximate)
 
 
 class AsType(Function):

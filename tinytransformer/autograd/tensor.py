@@ -12,6 +12,8 @@ elementwise, reductions, shape, softmax); each one is a ``Function`` subclass
 whose ``forward`` and ``backward`` sit side by side. Lesson 01 walks through it.
 """
 
+import sys
+
 import numpy as np
 
 from .grad_mode import is_grad_enabled
@@ -153,7 +155,12 @@ class Tensor:
                 continue
             if node._ctx is None or node._retains_grad:
                 g = g.astype(node.dtype, copy=False)
-                node.grad = g.copy() if node.grad is None else node.grad + g
+                if node.grad is not None:
+                    node.grad = node.grad + g
+                elif g.base is None and sys.getrefcount(g) == 2:  # only this loop holds g: keep it
+                    node.grad = g
+                else:  # g is shared (Add hands one array to both parents) or a view: copy, so no .grad aliases another
+                    node.grad = g.copy()
             ctx = node._ctx
             if ctx is None:
                 continue
@@ -162,14 +169,7 @@ class Tensor:
                     f"backward: the graph through {ctx.fn.__name__} was already freed by an earlier "
                     "backward; call backward(retain_graph=True) the first time to go through it twice"
                 )
-            parent_grads = ctx.fn.backward(ctx, g)
-            if not isinstance(parent_grads, tuple):
-                parent_grads = (parent_grads,)
-            for parent, pg in zip(ctx.parents, parent_grads):
-                if parent is None or pg is None:
-                    continue
-                key = id(parent)
-                grads[key] = grads[key] + pg if key in grads else pg  # never in place: pg may be shared
+            _send_to_parents(grads, ctx.parents, ctx.fn.backward(ctx, g))
             if not retain_graph:
                 ctx.release()
 
@@ -324,6 +324,22 @@ class Tensor:
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+def _send_to_parents(grads, parents, parent_grads):
+    """Add each parent's gradient into ``grads``, summing over the paths that reach it.
+
+    A function of its own so that, once it returns, ``grads`` holds the only
+    references to the arrays: ``backward`` counts them to know when an array
+    may become a ``.grad`` without a copy.
+    """
+    if not isinstance(parent_grads, tuple):
+        parent_grads = (parent_grads,)
+    for parent, pg in zip(parents, parent_grads):
+        if parent is None or pg is None:
+            continue
+        key = id(parent)
+        grads[key] = grads[key] + pg if key in grads else pg  # never in place: pg may be shared
 
 
 def topological_order(root):

@@ -15,6 +15,8 @@ from .attention import (
     blas_attention_forward,
     flash_attention_backward,
     flash_attention_forward,
+    masked_softmax,
+    masked_softmax_backward,
 )
 from .backend import backend_info, get_backend, set_backend, set_num_threads, use_backend
 from .embedding import embedding_backward
@@ -25,6 +27,6 @@ from .softmax_cross_entropy import cross_entropy_backward, cross_entropy_forward
 __all__ = [
     "adamw_update", "backend_info", "blas_attention_backward", "blas_attention_forward", "cross_entropy_backward",
     "cross_entropy_forward", "embedding_backward", "flash_attention_backward", "flash_attention_forward",
-    "gelu_backward", "gelu_forward", "get_backend", "layer_norm_backward", "layer_norm_forward", "set_backend",
-    "set_num_threads", "use_backend",
+    "gelu_backward", "gelu_forward", "get_backend", "layer_norm_backward", "layer_norm_forward", "masked_softmax",
+    "masked_softmax_backward", "set_backend", "set_num_threads", "use_backend",
 ]

@@ -34,6 +34,7 @@ import math
 import numpy as np
 
 from .backend import REASSOCIATE, get_backend, numba_kernel
+from .vector_math import exp as vector_exp
 
 prange = range  # numba.prange once Numba compiles the kernels (see backend.NumbaKernel)
 
@@ -68,13 +69,13 @@ def flash_attention_forward_numpy(q, k, v, mask, is_causal, scale):
     safe_l = np.where(empty, 1, l)
     out = np.where(empty, 0, acc / safe_l)  # (B, H, Tq, D)
     lse = np.where(empty, -np.inf, m + np.log(safe_l))[..., 0]  # (B, H, Tq)
-    return out.astype(q.dtype, copy=False), lse.astype(q.dtype, copy=False)
+    return out, lse
 
 
 def flash_attention_backward_numpy(grad_out, q, k, v, out, lse, mask, is_causal, scale):
     """Recompute p one key tile at a time from lse -> dq, dk, dv."""
     d_row = (grad_out * out).sum(axis=-1, keepdims=True)  # (B, H, Tq, 1) D_i
-    lse = np.where(np.isfinite(lse), lse, np.inf)[..., None]  # (B, H, Tq, 1); masked rows: p = e^-inf = 0
+    lse = lse[..., None]  # (B, H, Tq, 1); a query with every key masked has lse = -inf, but also p = 0 below
     dq = np.zeros_like(q)
     dk, dv = np.empty_like(k), np.empty_like(v)
     for start in range(0, k.shape[2], KEY_TILE):
@@ -92,34 +93,41 @@ def flash_attention_backward_numpy(grad_out, q, k, v, out, lse, mask, is_causal,
 @numba_kernel(parallel=True, fastmath=REASSOCIATE)
 def flash_attention_forward_numba(q, k, v, mask, is_causal, scale):
     """The same as flash_attention_forward_numpy: one (batch, head) per parallel iteration, then
-    one query row at a time, its keys in tiles of KEY_TILE with the running max/denominator."""
+    one query row at a time, its keys in tiles of KEY_TILE with the running max/denominator.
+
+    Every scalar is in q's dtype (``scale`` too), so float32 inputs compute in
+    float32, like BLAS, and call the faster single-precision exp. Rows are taken
+    as 1-d views, so the loops over D compile to SIMD instructions.
+    """
     n_batch, n_head, tq, dim = q.shape
     tk = k.shape[2]
     out = np.empty_like(q)
     lse = np.empty((n_batch, n_head, tq), dtype=q.dtype)
+    zero, neg_inf = np.zeros(1, dtype=q.dtype)[0], np.full(1, -np.inf, dtype=q.dtype)[0]  # in q's dtype: see below
     mb, mh, mi, mj = (int(mask.shape[0] > 1), int(mask.shape[1] > 1), int(mask.shape[2] > 1), int(mask.shape[3] > 1))
     for bh in prange(n_batch * n_head):
         b, h = bh // n_head, bh % n_head
-        s = np.empty(KEY_TILE)
-        acc = np.empty(dim)
+        s = np.empty(KEY_TILE, dtype=q.dtype)
+        acc = np.empty(dim, dtype=q.dtype)
         for i in range(tq):
+            qi, keep = q[b, h, i], mask[b * mb, h * mh, i * mi]  # (D,), (Tk,) or (1,)
             stop = min(i + 1, tk) if is_causal else tk
-            m = -np.inf
-            l = 0.0
+            m = neg_inf
+            l = zero
             for d in range(dim):
                 acc[d] = 0.0
             for start in range(0, stop, KEY_TILE):
                 end = min(start + KEY_TILE, stop)
-                tile_max = -np.inf
+                tile_max = neg_inf
                 for j in range(start, end):
-                    if mask[b * mb, h * mh, i * mi, j * mj]:
-                        dot = 0.0
+                    s[j - start] = -np.inf
+                    if keep[j * mj]:
+                        kj = k[b, h, j]
+                        dot = zero
                         for d in range(dim):
-                            dot += q[b, h, i, d] * k[b, h, j, d]
+                            dot += qi[d] * kj[d]
                         s[j - start] = dot * scale
                         tile_max = max(tile_max, s[j - start])
-                    else:
-                        s[j - start] = -np.inf
                 if tile_max == -np.inf:
                     continue  # nothing visible in this tile
                 m_new = max(m, tile_max)
@@ -130,8 +138,9 @@ def flash_attention_forward_numba(q, k, v, mask, is_causal, scale):
                 for j in range(start, end):
                     p = np.exp(s[j - start] - m_new)
                     l += p
+                    vj = v[b, h, j]
                     for d in range(dim):
-                        acc[d] += p * v[b, h, j, d]
+                        acc[d] += p * vj[d]
                 m = m_new
             for d in range(dim):
                 out[b, h, i, d] = acc[d] / l if l > 0.0 else 0.0
@@ -142,77 +151,126 @@ def flash_attention_forward_numba(q, k, v, mask, is_causal, scale):
 @numba_kernel(parallel=True, fastmath=REASSOCIATE)
 def flash_attention_backward_numba(grad_out, q, k, v, out, lse, mask, is_causal, scale):
     """The same as flash_attention_backward_numpy: one (batch, head) per parallel iteration
-    (dk and dv sum over query rows, so the rows of one head stay on one thread)."""
+    (dk and dv sum over query rows, so the rows of one head stay on one thread).
+
+    The outer loop runs over keys: dk_j and dv_j then sum in two small buffers,
+    and only dq is updated in memory for every (query, key) pair.
+    """
     n_batch, n_head, tq, dim = q.shape
     tk = k.shape[2]
     dq = np.zeros_like(q)
-    dk = np.zeros_like(k)
-    dv = np.zeros_like(v)
+    dk = np.empty_like(k)
+    dv = np.empty_like(v)
+    zero = np.zeros(1, dtype=q.dtype)[0]
     mb, mh, mi, mj = (int(mask.shape[0] > 1), int(mask.shape[1] > 1), int(mask.shape[2] > 1), int(mask.shape[3] > 1))
     for bh in prange(n_batch * n_head):
         b, h = bh // n_head, bh % n_head
+        d_row = np.empty(tq, dtype=q.dtype)  # D_i = dO_i . o_i
         for i in range(tq):
-            if lse[b, h, i] == -np.inf:
-                continue  # every key masked: no gradient
-            d_row = 0.0
+            acc = zero
             for d in range(dim):
-                d_row += grad_out[b, h, i, d] * out[b, h, i, d]
-            stop = min(i + 1, tk) if is_causal else tk
-            for j in range(stop):
+                acc += grad_out[b, h, i, d] * out[b, h, i, d]
+            d_row[i] = acc
+        dkj = np.empty(dim, dtype=q.dtype)
+        dvj = np.empty(dim, dtype=q.dtype)
+        for j in range(tk):
+            kj, vj = k[b, h, j], v[b, h, j]
+            for d in range(dim):
+                dkj[d] = 0.0
+                dvj[d] = 0.0
+            for i in range(j if is_causal else 0, tq):
                 if not mask[b * mb, h * mh, i * mi, j * mj]:
-                    continue
-                dot = 0.0
-                dp = 0.0
+                    continue  # no gradient through a masked pair (nor to a query with every key masked)
+                qi, doi, dqi = q[b, h, i], grad_out[b, h, i], dq[b, h, i]
+                dot = zero
+                dp = zero
                 for d in range(dim):
-                    dot += q[b, h, i, d] * k[b, h, j, d]
-                    dp += grad_out[b, h, i, d] * v[b, h, j, d]
+                    dot += qi[d] * kj[d]
+                    dp += doi[d] * vj[d]
                 p = np.exp(dot * scale - lse[b, h, i])
-                ds = p * (dp - d_row) * scale
+                ds = p * (dp - d_row[i]) * scale
                 for d in range(dim):
-                    dv[b, h, j, d] += p * grad_out[b, h, i, d]
-                    dq[b, h, i, d] += ds * k[b, h, j, d]
-                    dk[b, h, j, d] += ds * q[b, h, i, d]
+                    dvj[d] += p * doi[d]
+                    dkj[d] += ds * qi[d]
+                    dqi[d] += ds * kj[d]
+            for d in range(dim):
+                dk[b, h, j, d] = dkj[d]
+                dv[b, h, j, d] = dvj[d]
     return dq, dk, dv
 
 
 def masked_softmax_numpy(scores, mask, is_causal, scale):
-    """softmax(scale * scores) over the last axis where mask (and causality) allow; 0 elsewhere."""
-    keep = _keep(mask, is_causal, scores.shape[2], 0, scores.shape[3])
-    s = np.where(keep, scores * scale, -np.inf)  # (B, H, Tq, Tk)
-    m = s.max(axis=-1, keepdims=True)
-    e = np.exp(s - np.where(np.isfinite(m), m, 0))  # rows with every key masked are all 0
-    total = e.sum(axis=-1, keepdims=True)
-    return e / np.where(total == 0, 1, total)
+    """softmax(scale * scores) over the last axis where mask (and causality) allow; 0 elsewhere.
+
+    In place: ``scores`` (..., Tq, Tk) becomes the probabilities. A row with
+    every score masked or -inf is all 0 (its maximum is -inf: shift by 0).
+    """
+    s = scores
+    s *= scale
+    keep = _keep(mask, is_causal, s.shape[-2], 0, s.shape[-1])
+    if not keep.all():
+        np.copyto(s, -np.inf, where=~keep)
+    row_max = s.max(axis=-1, keepdims=True)  # (..., Tq, 1)
+    row_max[np.isneginf(row_max)] = 0
+    s -= row_max
+    np.exp(s, out=s)
+    total = s.sum(axis=-1, keepdims=True)  # (..., Tq, 1)
+    total[total == 0] = 1
+    s /= total
+    return s
 
 
 def masked_softmax_backward_numpy(grad_probs, probs, scale):
-    """d(scores) = scale * p * (dp - sum_j dp_j p_j), row by row."""
-    return scale * probs * (grad_probs - (grad_probs * probs).sum(axis=-1, keepdims=True))
+    """d(scores) = scale * p * (dp - sum_j dp_j p_j), row by row, in place on ``grad_probs``."""
+    ds = grad_probs
+    ds -= (grad_probs * probs).sum(axis=-1, keepdims=True)
+    ds *= probs
+    ds *= scale
+    return ds
+
+
+@numba_kernel(fastmath=REASSOCIATE)
+def softmax_row_numba(s, stop, scale, exact):
+    """s[:stop] = softmax(scale * s[:stop]) and s[stop:] = 0, in place; a row of -inf becomes 0.
+
+    A function of its own: inlined into the loop below, its three passes
+    (max; exp and sum; normalise) ran 2x slower, no longer vectorised.
+    """
+    m = -np.inf
+    for j in range(stop):
+        m = max(m, s[j] * scale)
+    if m == -np.inf:  # every key masked
+        stop = 0
+    total = 0.0
+    for j in range(stop):
+        e = vector_exp(s[j] * scale - m, exact)
+        s[j] = e
+        total += e
+    for j in range(stop):
+        s[j] *= 1.0 / total
+    for j in range(stop, s.size):
+        s[j] = 0.0
 
 
 @numba_kernel(parallel=True, fastmath=REASSOCIATE)
-def masked_softmax_numba(scores, mask, is_causal, scale):
-    """The same as masked_softmax_numpy, in place on ``scores`` (B, H, Tq, Tk), one row per iteration."""
+def masked_softmax_numba(scores, mask, is_causal, scale, exact):
+    """The same as masked_softmax_numpy, in place on ``scores`` (B, H, Tq, Tk), one row per iteration.
+
+    Masked keys become -inf first, so the softmax of the row needs no mask;
+    without a mask (a single True) that pass is skipped.
+    """
     n_batch, n_head, tq, tk = scores.shape
     mb, mh, mi, mj = (int(mask.shape[0] > 1), int(mask.shape[1] > 1), int(mask.shape[2] > 1), int(mask.shape[3] > 1))
+    unmasked = mask.size == 1 and mask[0, 0, 0, 0]
     for row in prange(n_batch * n_head * tq):
         b, h, i = row // (n_head * tq), (row // tq) % n_head, row % tq
-        stop = min(i + 1, tk) if is_causal else tk
-        m = -np.inf
-        for j in range(stop):
-            if mask[b * mb, h * mh, i * mi, j * mj]:
-                m = max(m, scores[b, h, i, j] * scale)
-        total = 0.0
-        for j in range(tk):
-            if j < stop and mask[b * mb, h * mh, i * mi, j * mj]:
-                e = np.exp(scores[b, h, i, j] * scale - m)
-                scores[b, h, i, j] = e
-                total += e
-            else:
-                scores[b, h, i, j] = 0.0
-        if total > 0.0:
+        s, keep = scores[b, h, i], mask[b * mb, h * mh, i * mi]  # (Tk,), (Tk,) or (1,)
+        stop = min(i + 1, tk) if is_causal else tk  # keys j >= stop are masked by causality
+        if not unmasked:
             for j in range(stop):
-                scores[b, h, i, j] /= total
+                if not keep[j * mj]:
+                    s[j] = -np.inf
+        softmax_row_numba(s, stop, scale, exact)
     return scores
 
 
@@ -222,16 +280,67 @@ def masked_softmax_backward_numba(grad_probs, probs, scale):
     n_batch, n_head, tq, tk = probs.shape
     for row in prange(n_batch * n_head * tq):
         b, h, i = row // (n_head * tq), (row // tq) % n_head, row % tq
+        g, p = grad_probs[b, h, i], probs[b, h, i]  # (Tk,), (Tk,)
         dot = 0.0
         for j in range(tk):
-            dot += grad_probs[b, h, i, j] * probs[b, h, i, j]
+            dot += g[j] * p[j]
         for j in range(tk):
-            grad_probs[b, h, i, j] = scale * probs[b, h, i, j] * (grad_probs[b, h, i, j] - dot)
+            g[j] = scale * p[j] * (g[j] - dot)
+    return grad_probs
+
+
+def _broadcasts_to(shape, target):
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
+def _rows_of_four_axes(a):
+    """(..., Tq, Tk) as (N, 1, Tq, Tk) for the Numba kernels, N = all leading axes (a view if contiguous)."""
+    return a.reshape((-1, 1) + a.shape[-2:])
+
+
+def masked_softmax(scores, attn_mask=None, is_causal=False, scale=1.0):
+    """softmax(scale * scores) over the last axis, with masked keys at probability 0.
+
+    ``scores`` (..., Tq, Tk), float, is overwritten by the probabilities, which
+    are returned. ``attn_mask`` (boolean, True = may attend) broadcasts to the
+    scores; ``is_causal`` masks key j > query i too. A row with every key
+    masked (or every score -inf) gets zeros, not NaN.
+    """
+    if not isinstance(scores, np.ndarray) or scores.ndim < 2 or scores.dtype.kind != "f":
+        raise ValueError(f"masked_softmax: scores must be a float array of shape (..., Tq, Tk), got {np.shape(scores)}")
+    mask = np.asarray(True if attn_mask is None else attn_mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"masked_softmax: attn_mask must be boolean (True = may attend), got {mask.dtype}")
+    mask = mask.reshape((1,) * max(0, 2 - mask.ndim) + mask.shape)  # at least (Tq or 1, Tk or 1)
+    if not _broadcasts_to(mask.shape, scores.shape):
+        raise ValueError(f"masked_softmax: attn_mask of shape {mask.shape} does not broadcast to scores {scores.shape}")
+    if get_backend() == "numpy" or not scores.flags.c_contiguous:
+        return masked_softmax_numpy(scores, mask, bool(is_causal), scores.dtype.type(scale))
+    if any(n > 1 for n in mask.shape[:-2]):  # a mask per batch row or head: one (Tq or 1, Tk or 1) mask per row of N
+        mask = np.broadcast_to(mask, scores.shape[:-2] + mask.shape[-2:])
+    mask = np.ascontiguousarray(mask).reshape((-1, 1) + mask.shape[-2:])  # (N or 1, 1, Tq or 1, Tk or 1)
+    masked_softmax_numba(_rows_of_four_axes(scores), mask, bool(is_causal), float(scale), scores.dtype != np.float32)
+    return scores
+
+
+def masked_softmax_backward(grad_probs, probs, scale=1.0):
+    """Gradient of masked_softmax with respect to its scores: scale * p * (dp - rowsum(dp * p)).
+
+    ``grad_probs`` (..., Tq, Tk) is overwritten by the result, which is returned.
+    """
+    if np.shape(grad_probs) != np.shape(probs):
+        raise ValueError(f"masked_softmax_backward: grad_probs {np.shape(grad_probs)} and probs {np.shape(probs)} differ")
+    if get_backend() == "numpy" or not (grad_probs.flags.c_contiguous and probs.flags.c_contiguous):
+        return masked_softmax_backward_numpy(grad_probs, probs, grad_probs.dtype.type(scale))
+    masked_softmax_backward_numba(_rows_of_four_axes(grad_probs), _rows_of_four_axes(probs), float(scale))
     return grad_probs
 
 
 def _prepare(name, q, k, v, attn_mask, scale):
-    """Check shapes; return contiguous q, k, v, the mask as a (B, H, Tq, Tk) view, and the scale."""
+    """Check shapes; return contiguous q, k, v, the mask with four axes, and the scale (default 1/sqrt(D))."""
     q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
     if q.ndim != 4 or k.ndim != 4 or v.ndim != 4 or q.dtype.kind != "f":
         raise ValueError(f"{name}: q, k, v must be float arrays of shape (B, H, T, D), got {q.shape}, {k.shape}, {v.shape}")
@@ -247,7 +356,7 @@ def _prepare(name, q, k, v, attn_mask, scale):
         raise ValueError(f"{name}: attn_mask of shape {mask.shape} does not broadcast to (B, H, Tq, Tk) = {shape}")
     # Four axes, each of length 1 (broadcast: the kernels index it at 0) or full length; no (B, H, Tq, Tk) copy.
     mask = np.ascontiguousarray(mask.reshape((1,) * (4 - mask.ndim) + mask.shape))
-    return q, k, v, mask, float(1 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    return q, k, v, mask, q.dtype.type(1 / math.sqrt(q.shape[-1]) if scale is None else scale)  # a float32 stays float32
 
 
 def flash_attention_forward(q, k, v, attn_mask=None, is_causal=True, scale=None):
@@ -272,10 +381,7 @@ def blas_attention_forward(q, k, v, attn_mask=None, is_causal=True, scale=None):
     """Attention through np.matmul and one fused softmax -> out (B, H, Tq, D), probs (B, H, Tq, Tk)."""
     q, k, v, mask, scale = _prepare("blas_attention_forward", q, k, v, attn_mask, scale)
     scores = q @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk), unscaled: the softmax pass scales
-    if get_backend() == "numba":
-        probs = masked_softmax_numba(scores, mask, bool(is_causal), scale)
-    else:
-        probs = masked_softmax_numpy(scores, mask, bool(is_causal), scale).astype(q.dtype, copy=False)
+    probs = masked_softmax(scores, mask, is_causal, scale)  # in place
     return probs @ v, probs  # (B, H, Tq, D), (B, H, Tq, Tk)
 
 
@@ -289,8 +395,5 @@ def blas_attention_backward(grad_out, q, k, v, probs, scale=None):
     probs = np.ascontiguousarray(probs, dtype=q.dtype)
     dv = probs.swapaxes(-1, -2) @ grad_out  # (B, H, Tk, D)
     grad_probs = grad_out @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
-    if get_backend() == "numba":
-        ds = masked_softmax_backward_numba(grad_probs, probs, scale)
-    else:
-        ds = masked_softmax_backward_numpy(grad_probs, probs, scale).astype(q.dtype, copy=False)
+    ds = masked_softmax_backward(grad_probs, probs, scale)  # in place
     return ds @ k, ds.swapaxes(-1, -2) @ q, dv  # dq (B, H, Tq, D), dk (B, H, Tk, D), dv

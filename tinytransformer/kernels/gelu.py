@@ -13,24 +13,17 @@ import math
 
 import numpy as np
 
-from .backend import get_backend, numba_kernel
+from .backend import REASSOCIATE, get_backend, numba_kernel
+from .vector_math import erf as vector_erf
+from .vector_math import erf_array as erf
+from .vector_math import exp as vector_exp
 
 prange = range  # numba.prange once Numba compiles the kernels (see backend.NumbaKernel)
-
-try:  # scipy has a vectorised erf; math.erf element by element is the fallback
-    from scipy.special import erf as _erf
-except ImportError:  # pragma: no cover - exercised only where scipy is absent
-    _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 SQRT_HALF = math.sqrt(0.5)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 TANH_COEF = 0.044715
-
-
-def erf(x):
-    """The error function, elementwise, in x's dtype."""
-    return np.asarray(_erf(x), dtype=x.dtype)
 
 
 def gelu_forward_numpy(x, approximate):
@@ -50,21 +43,21 @@ def gelu_backward_numpy(grad, x, approximate):
     return grad * (cdf + x * pdf)
 
 
-@numba_kernel(parallel=True)
-def gelu_forward_numba(x, use_tanh):
-    """x flat (n,) -> y (n,); ``use_tanh`` selects the tanh form."""
+@numba_kernel(parallel=True, fastmath=REASSOCIATE)
+def gelu_forward_numba(x, use_tanh, exact):
+    """x flat (n,) -> y (n,); ``use_tanh`` selects the tanh form, ``exact`` the C library's erf."""
     y = np.empty_like(x)
     for i in prange(x.size):
         v = x[i]
         if use_tanh:
             y[i] = 0.5 * v * (1.0 + math.tanh(SQRT_2_OVER_PI * (v + TANH_COEF * v * v * v)))
         else:
-            y[i] = 0.5 * v * (1.0 + math.erf(v * SQRT_HALF))
+            y[i] = 0.5 * v * (1.0 + vector_erf(v * SQRT_HALF, exact))
     return y
 
 
-@numba_kernel(parallel=True)
-def gelu_backward_numba(grad, x, use_tanh):
+@numba_kernel(parallel=True, fastmath=REASSOCIATE)
+def gelu_backward_numba(grad, x, use_tanh, exact):
     """grad, x flat (n,) -> dx (n,)."""
     dx = np.empty_like(x)
     for i in prange(x.size):
@@ -74,8 +67,8 @@ def gelu_backward_numba(grad, x, use_tanh):
             du = SQRT_2_OVER_PI * (1.0 + 3.0 * TANH_COEF * v * v)
             dx[i] = grad[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du)
         else:
-            cdf = 0.5 * (1.0 + math.erf(v * SQRT_HALF))
-            pdf = INV_SQRT_2PI * math.exp(-0.5 * v * v)
+            cdf = 0.5 * (1.0 + vector_erf(v * SQRT_HALF, exact))
+            pdf = INV_SQRT_2PI * vector_exp(-0.5 * v * v, exact)
             dx[i] = grad[i] * (cdf + v * pdf)
     return dx
 
@@ -94,7 +87,7 @@ def gelu_forward(x, approximate="none"):
     x = _check("gelu_forward", x, approximate)
     if get_backend() == "numba":
         flat = np.ascontiguousarray(x).reshape(-1)  # (n,)
-        return gelu_forward_numba(flat, approximate == "tanh").reshape(x.shape)
+        return gelu_forward_numba(flat, approximate == "tanh", x.dtype != np.float32).reshape(x.shape)
     return gelu_forward_numpy(x, approximate)
 
 
@@ -106,5 +99,5 @@ def gelu_backward(grad, x, approximate="none"):
     if get_backend() == "numba":
         flat_x = np.ascontiguousarray(x).reshape(-1)  # (n,)
         flat_g = np.ascontiguousarray(grad, dtype=x.dtype).reshape(-1)  # (n,)
-        return gelu_backward_numba(flat_g, flat_x, approximate == "tanh").reshape(x.shape)
+        return gelu_backward_numba(flat_g, flat_x, approximate == "tanh", x.dtype != np.float32).reshape(x.shape)
     return gelu_backward_numpy(np.asarray(grad, dtype=x.dtype), x, approximate)

@@ -17,7 +17,7 @@ backward recomputes xhat instead of keeping a second (N, C) array.
 
 import numpy as np
 
-from .backend import get_backend, numba_kernel
+from .backend import REASSOCIATE, get_backend, numba_kernel
 
 prange = range  # numba.prange once Numba compiles the kernels (see backend.NumbaKernel)
 
@@ -26,25 +26,32 @@ N_CHUNKS = 32  # the backward sums dweight and dbias over this many row blocks i
 
 def layer_norm_forward_numpy(x, weight, bias, eps):
     """x (N, C), weight (C,), bias (C,) -> y (N, C), mean (N,), rstd (N,)."""
-    mean = x.mean(axis=-1, keepdims=True)  # (N, 1)
-    xc = x - mean  # (N, C)
-    var = (xc * xc).mean(axis=-1, keepdims=True)  # (N, 1)
-    rstd = 1 / np.sqrt(var + eps)  # (N, 1)
-    y = xc * rstd * weight + bias  # (N, C)
-    return y, mean[:, 0], rstd[:, 0]
+    mean = x.mean(axis=1)  # (N,)
+    xhat = x - mean[:, None]  # (N, C), centred
+    var = np.einsum("ij,ij->i", xhat, xhat) / x.shape[1]  # (N,): row sums of squares, no (N, C) temporary
+    rstd = 1 / np.sqrt(var + eps)  # (N,)
+    xhat *= rstd[:, None]  # (N, C), normalised in place
+    y = xhat * weight  # (N, C)
+    y += bias
+    return y, mean, rstd
 
 
 def layer_norm_backward_numpy(grad, x, weight, mean, rstd):
     """grad (N, C), x (N, C), weight (C,), mean (N,), rstd (N,) -> dx (N, C), dweight (C,), dbias (C,)."""
-    xhat = (x - mean[:, None]) * rstd[:, None]  # (N, C)
-    dweight = (grad * xhat).sum(axis=0)  # (C,)
+    xhat = x - mean[:, None]  # (N, C)
+    xhat *= rstd[:, None]
+    dweight = np.einsum("ij,ij->j", grad, xhat)  # (C,) sum over rows of grad * xhat
     dbias = grad.sum(axis=0)  # (C,)
-    g = grad * weight  # (N, C)
-    dx = rstd[:, None] * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
-    return dx, dweight, dbias
+    g = grad * weight  # (N, C): dL/dxhat
+    mean_g_xhat = np.einsum("ij,ij->i", g, xhat)[:, None] / x.shape[1]  # (N, 1)
+    g -= g.mean(axis=1, keepdims=True)  # dx = rstd (g - mean(g) - xhat mean(g xhat)), built in g's buffer
+    xhat *= mean_g_xhat
+    g -= xhat
+    g *= rstd[:, None]
+    return g, dweight, dbias
 
 
-@numba_kernel(parallel=True)
+@numba_kernel(parallel=True, fastmath=REASSOCIATE)
 def layer_norm_forward_numba(x, weight, bias, eps):
     """The same as layer_norm_forward_numpy, one row per parallel iteration, sums in float64."""
     n, c = x.shape
@@ -52,23 +59,24 @@ def layer_norm_forward_numba(x, weight, bias, eps):
     mean = np.empty(n, dtype=x.dtype)
     rstd = np.empty(n, dtype=x.dtype)
     for i in prange(n):
+        xi, yi = x[i], y[i]  # (C,), (C,)
         s = 0.0
         for j in range(c):
-            s += x[i, j]
+            s += xi[j]
         m = s / c
         ss = 0.0
         for j in range(c):
-            d = x[i, j] - m
+            d = xi[j] - m
             ss += d * d
         r = 1.0 / np.sqrt(ss / c + eps)
         for j in range(c):
-            y[i, j] = (x[i, j] - m) * r * weight[j] + bias[j]
+            yi[j] = (xi[j] - m) * r * weight[j] + bias[j]
         mean[i] = m
         rstd[i] = r
     return y, mean, rstd
 
 
-@numba_kernel(parallel=True)
+@numba_kernel(parallel=True, fastmath=REASSOCIATE)
 def layer_norm_backward_numba(grad, x, weight, mean, rstd):
     """The same as layer_norm_backward_numpy.
 

@@ -88,6 +88,26 @@ class GPT(Module):
         call continue the sequence the caches already hold.
         """
         idx = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+        x = self.hidden_states(idx, caches=caches)  # (B, T, C)
+        B, T = idx.shape
+        if targets is None:
+            return self.lm_head(x[:, -1:, :]), None  # (B, 1, V)
+        logits = self.lm_head(x)  # (B, T, V)
+        targets = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+        if targets.shape != (B, T):
+            raise ValueError(f"GPT: targets must have the shape of idx {(B, T)}, got {targets.shape}")
+        loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    def hidden_states(self, idx, key_padding_mask=None, caches=None):
+        """The final LayerNorm's output at every position, (B, T, C): what a task head reads.
+
+        ``key_padding_mask`` (B, T), True = padding, hides the padded keys from
+        every query. Pad on the right: the model is causal, so the real tokens
+        of a right-padded row never see its padding, and positions start at 0
+        as in pretraining. ``caches`` are ``forward``'s.
+        """
+        idx = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
         if idx.ndim != 2:
             raise ValueError(f"GPT: idx must have shape (batch, time), got {idx.shape}")
         B, T = idx.shape
@@ -100,16 +120,8 @@ class GPT(Module):
         pos = np.arange(start, start + T)
         x = t["drop"](t["wte"](idx) + t["wpe"](pos))  # (B, T, C)
         for i, block in enumerate(t["h"]):
-            x = block(x, cache=caches[i] if caches else None)  # (B, T, C)
-        x = t["ln_f"](x)
-        if targets is None:
-            return self.lm_head(x[:, -1:, :]), None  # (B, 1, V)
-        logits = self.lm_head(x)  # (B, T, V)
-        targets = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
-        if targets.shape != (B, T):
-            raise ValueError(f"GPT: targets must have the shape of idx {(B, T)}, got {targets.shape}")
-        loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
-        return logits, loss
+            x = block(x, key_padding_mask, cache=caches[i] if caches else None)  # (B, T, C)
+        return t["ln_f"](x)  # (B, T, C)
 
     def optimizer_groups(self, weight_decay):
         """Parameter groups for AdamW: decay on matrices (2-D weights, embeddings

@@ -15,6 +15,7 @@ from .attention import AdditiveAttention, CausalSelfAttention, KVCache
 from .blocks import MLP, TransformerBlock
 from .multihead import MultiheadAttention
 from .positional import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
+from .recurrent import LSTM, RNN, LSTMCell, RNNCell
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from . import utils as utils  # noqa: I001 - re-exported: tt.nn.utils.clip_grad_norm_, as in PyTorch
 
@@ -27,3 +28,4 @@ __all__ += [
     "AdditiveAttention", "CausalSelfAttention", "KVCache", "LearnedPositionalEmbedding", "MLP", "MultiheadAttention",
     "RotaryEmbedding", "SinusoidalPositionalEncoding", "TransformerBlock",
 ]
+__all__ += ["LSTM", "LSTMCell", "RNN", "RNNCell"]

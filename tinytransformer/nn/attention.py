@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function, Tensor, unbroadcast
 from ..random import get_rng
 from .dropout import Dropout, dropout
@@ -94,31 +95,26 @@ class ScaledDotProductAttention(Function):
 
     Masked scores are -inf, so P (and with it dS) is exactly 0 there: no
     gradient reaches a masked key. A row with every key masked gets P = 0.
+    The matrix products are NumPy's (BLAS); the row-wise passes between them,
+    the masked softmax and its backward, are ``kernels.masked_softmax`` and
+    ``kernels.masked_softmax_backward`` (kernels/attention.py, NumPy or Numba),
+    which work in place on the (..., L, S) scores.
     """
 
     @staticmethod
     def forward(ctx, q, k, v, mask=None, is_causal=False, scale=None, dropout_p=0.0):
         scale = q.dtype.type(1 / math.sqrt(q.shape[-1]) if scale is None else scale)
         s = (q * scale) @ np.swapaxes(k, -1, -2)  # (..., L, S); scaling Q is cheaper than scaling S
-        if is_causal:
-            np.copyto(s, -np.inf, where=~causal_mask(q.shape[-2], k.shape[-2]))
-        elif mask is not None and mask.dtype == np.bool_:
-            np.copyto(s, -np.inf, where=~mask)
+        keep = None
+        if mask is not None and mask.dtype == np.bool_:
+            keep = mask
         elif mask is not None:
             s += mask.astype(s.dtype, copy=False)  # the mask broadcasts to the scores' shape (checked)
-        # softmax, in place: subtract the row maximum so exp cannot overflow
-        row_max = s.max(axis=-1, keepdims=True)  # (..., L, 1)
-        row_max[np.isneginf(row_max)] = 0  # a fully masked row: exp(-inf - 0) = 0 everywhere
-        s -= row_max
-        np.exp(s, out=s)
-        total = s.sum(axis=-1, keepdims=True)  # (..., L, 1)
-        total[total == 0] = 1  # the fully masked rows stay 0 instead of 0/0 = NaN
-        p = s
-        p *= 1 / total  # (..., L, S)
+        p = kernels.masked_softmax(s, keep, is_causal)  # (..., L, S), in s's buffer
         drop = None
         if dropout_p > 0:  # the same draw as nn.functional.dropout: keep with probability 1 - p, scale by 1/(1 - p)
-            keep = get_rng().random(p.shape, dtype=np.float32) >= dropout_p
-            drop = keep * p.dtype.type(1 / (1 - dropout_p) if dropout_p < 1 else 0)  # (..., L, S)
+            kept = get_rng().random(p.shape, dtype=np.float32) >= dropout_p
+            drop = kept * p.dtype.type(1 / (1 - dropout_p) if dropout_p < 1 else 0)  # (..., L, S)
         ctx.q, ctx.k, ctx.v, ctx.p, ctx.drop, ctx.scale = q, k, v, p, drop, scale
         ctx.mask_shape = None if mask is None else mask.shape
         pd = p if drop is None else p * drop
@@ -135,9 +131,7 @@ class ScaledDotProductAttention(Function):
         dp = grad @ np.swapaxes(v, -1, -2)  # (..., L, S)
         if drop is not None:
             dp *= drop
-        ds = dp  # dS = P * (dP - rowsum(dP * P)), computed in dP's buffer
-        ds -= (dp * p).sum(axis=-1, keepdims=True)
-        ds *= p  # (..., L, S)
+        ds = kernels.masked_softmax_backward(dp, p)  # dS = P * (dP - rowsum(dP * P)), in dP's buffer
         dq = unbroadcast(ds @ (k * scale), q.shape) if need_q else None  # (..., L, E)
         dk = unbroadcast(np.swapaxes(ds, -1, -2) @ (q * scale), k.shape) if need_k else None  # (..., S, E)
         dmask = unbroadcast(ds, ctx.mask_shape) if need_mask else None

@@ -12,6 +12,7 @@ softplus, so neither loss overflows even for logits of 1e4.
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function, Tensor
 from .module import Module
 
@@ -81,55 +82,26 @@ class CrossEntropyFunction(Function):
         dL/dz_k = -sum_c q_c ([c = k] - p_k) = p_k sum_c q_c - q_k
 
     which without weights (sum_c q_c = 1) is the familiar softmax - onehot,
-    smoothed: p - (1 - eps) onehot(y) - eps/C. Only p is saved for backward.
-    Stability: log p = (z - max z) - log sum e^(z - max z) never overflows.
+    smoothed: p - (1 - eps) onehot(y) - eps/C. Stability: log p_c = z_c - lse
+    with lse = max z + log sum e^(z - max z), which never overflows. The
+    arithmetic is ``kernels.cross_entropy_forward`` and ``_backward``
+    (kernels/softmax_cross_entropy.py): the forward saves only lse, one number
+    per row, and the backward recomputes p from it.
     """
 
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         z = _class_rows(x)  # (N, C)
-        n, num_classes = z.shape
         y = target.reshape(-1)  # (N,)
-        valid = y != ignore_index  # (N,)
-        safe_y = np.where(valid, y, 0)  # ignored rows read class 0, then count for nothing
-        rows = np.arange(n)
-        p = z - z.max(axis=1, keepdims=True)  # (N, C) shifted logits, every entry <= 0
-        picked = p[rows, safe_y]  # (N,) the target's shifted logit
-        eps = label_smoothing
-        if eps > 0:  # sum_c w_c shifted_c, needed before p is overwritten
-            shifted_sum = p.sum(axis=1) if weight is None else p @ weight  # (N,)
-        np.exp(p, out=p)  # (N, C) in place: one (N, C) array for the whole forward
-        total = p.sum(axis=1)  # (N,)
-        log_total = np.log(total)  # (N,): log p_c = shifted_c - log_total
-        w_y = valid.astype(x.dtype) if weight is None else weight[safe_y] * valid  # (N,)
-        loss = (log_total - picked) * ((1 - eps) * w_y)  # (N,): (1 - eps) w_y (-log p_y)
-        if eps > 0:  # sum_c -w_c log p_c = (sum_c w_c) log_total - sum_c w_c shifted_c
-            weight_total = num_classes if weight is None else weight.sum()
-            loss += (weight_total * log_total - shifted_sum) * valid * (eps / num_classes)
-        p /= total[:, None]  # (N, C): softmax
-        ctx.p, ctx.safe_y, ctx.w_y, ctx.valid, ctx.weight = p, safe_y, w_y, valid, weight
-        ctx.eps, ctx.reduction, ctx.x_shape = eps, reduction, x.shape
-        if reduction == "none":
-            ctx.denominator = 1
-            return loss.reshape(target.shape)
-        ctx.denominator = w_y.sum() if reduction == "mean" else 1
-        with np.errstate(divide="ignore", invalid="ignore"):  # every row ignored: 0/0 = nan, as in PyTorch
-            return loss.sum() / ctx.denominator if reduction == "mean" else loss.sum()
+        options = dict(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction, weight=weight)
+        loss, lse = kernels.cross_entropy_forward(z, y, **options)  # lse (N,): log sum_c e^(z_c)
+        ctx.z, ctx.y, ctx.lse, ctx.options, ctx.x_shape = z, y, lse, options, x.shape
+        return loss.reshape(target.shape) if reduction == "none" else loss
 
     @staticmethod
     def backward(ctx, grad):
-        p, safe_y, w_y, valid, weight, eps = ctx.p, ctx.safe_y, ctx.w_y, ctx.valid, ctx.weight, ctx.eps
-        n, num_classes = p.shape
-        if ctx.denominator == 0:  # nothing counted, so nothing to differentiate
-            return np.zeros(ctx.x_shape, dtype=p.dtype), None, None
-        coef = grad.reshape(-1) if ctx.reduction == "none" else np.full(n, grad / ctx.denominator, dtype=p.dtype)
-        weight_total = num_classes if weight is None else weight.sum()
-        q_total = (1 - eps) * w_y + (eps / num_classes) * weight_total * valid  # (N,): sum_c q_c
-        dz = p * (coef * q_total)[:, None]  # (N, C): p_k sum_c q_c
-        dz[np.arange(n), safe_y] -= coef * (1 - eps) * w_y  # - q_k, the target's share
-        if eps > 0:  # - q_k, the smoothing's share
-            smoothing = (coef * valid * (eps / num_classes))[:, None]  # (N, 1)
-            dz -= smoothing if weight is None else smoothing * weight
+        row_grad = grad.reshape(-1) if ctx.options["reduction"] == "none" else grad  # (N,) or a scalar
+        dz = kernels.cross_entropy_backward(row_grad, ctx.z, ctx.y, ctx.lse, **ctx.options)  # (N, C)
         return _class_rows_back(dz, ctx.x_shape), None, None
 
 

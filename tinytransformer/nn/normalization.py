@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function, Tensor
 from .module import Module, Parameter
 
@@ -58,43 +59,27 @@ class LayerNormFunction(Function):
         dL/dx = r (g - mean(g) - xhat * mean(g * xhat))          (per row)
         dL/dw = sum over rows of dL/dy * xhat,   dL/db = sum over rows of dL/dy
 
-    Only xhat and r are saved; backward updates g in place into dL/dx, and
-    ``einsum`` forms the row sums of products without a temporary array.
+    The arithmetic is ``kernels.layer_norm_forward`` and ``_backward``
+    (kernels/layernorm.py, NumPy or Numba): the forward saves the mean and r of
+    each row, and the backward recomputes xhat from x.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, normalized_shape, eps):
         n = math.prod(normalized_shape)
         rows = x.reshape(-1, n)  # (M, n), M = all leading axes
-        xhat = rows - rows.mean(axis=1, keepdims=True)  # (M, n), centred
-        var = np.einsum("ij,ij->i", xhat, xhat) / n  # (M,)
-        rstd = (1 / np.sqrt(var + eps))[:, None]  # (M, 1)
-        xhat *= rstd
-        w = np.ones(n, dtype=x.dtype) if weight is None else weight.reshape(n)
-        ctx.xhat, ctx.rstd, ctx.w, ctx.shape, ctx.normalized_shape = xhat, rstd, w, x.shape, normalized_shape
-        y = xhat * w if weight is not None else xhat.copy()  # (M, n)
-        if bias is not None:
-            y += bias.reshape(n)
+        w = None if weight is None else weight.reshape(n)
+        y, mean, rstd = kernels.layer_norm_forward(rows, w, None if bias is None else bias.reshape(n), eps)
+        ctx.rows, ctx.w, ctx.mean, ctx.rstd, ctx.normalized_shape = rows, w, mean, rstd, normalized_shape
         return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        xhat, rstd, w = ctx.xhat, ctx.rstd, ctx.w
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        n = xhat.shape[1]
-        gy = grad.reshape(-1, n)  # (M, n)
-        shape = ctx.normalized_shape
-        gw = np.einsum("ij,ij->j", gy, xhat).reshape(shape) if need_w else None  # sum over rows of dL/dy * xhat
-        gb = gy.sum(axis=0).reshape(shape) if need_b else None
-        gx = None
-        if need_x:
-            g = gy * w  # (M, n): dL/dxhat
-            mean_g_xhat = np.einsum("ij,ij->i", g, xhat)[:, None] / n  # (M, 1)
-            g -= g.mean(axis=1, keepdims=True)
-            g -= xhat * mean_g_xhat
-            g *= rstd
-            gx = g.reshape(ctx.shape)
-        return gx, gw, gb, None, None
+        rows, shape = ctx.rows, ctx.normalized_shape
+        gx, gw, gb = kernels.layer_norm_backward(grad.reshape(rows.shape), rows, ctx.w, ctx.mean, ctx.rstd)
+        return (gx.reshape(grad.shape) if need_x else None, gw.reshape(shape) if need_w else None,
+                gb.reshape(shape) if need_b else None, None, None)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):

@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from .. import kernels
 from .optimizer import Optimizer
 
 
@@ -47,9 +48,13 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, w
 
 
 def adamw_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay):
-    """One AdamW step: decay the weight by ``1 - lr * weight_decay``, then Adam without decay."""
-    param *= 1 - lr * weight_decay
-    adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay=0)
+    """One AdamW step: decay the weight by ``1 - lr * weight_decay``, then Adam without decay.
+
+    That is ``param *= 1 - lr * weight_decay`` followed by ``adam_update(...,
+    weight_decay=0)``; ``kernels.adamw_update`` (kernels/adamw.py) does both in
+    one pass over memory with Numba, or as those NumPy lines without it.
+    """
+    kernels.adamw_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay)
 
 
 class Adam(Optimizer):

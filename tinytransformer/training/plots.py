@@ -16,20 +16,14 @@ def _pyplot():
     return plt
 
 
-def plot_loss_curves(history, path, title="GPT training", curves=None):
+def plot_loss_curves(history, path, title="GPT training"):
     """Draw a history (``Trainer.history``) to ``path``: the loss of every step, faint,
-    and the evaluated training and validation losses on top. Returns ``path``.
-
-    ``curves`` adds more runs to compare, as ``{label: history}``; their
-    validation losses are drawn dashed.
-    """
+    and the evaluated training and validation losses on top. Returns ``path``."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(history["step"], history["train_loss"], color="tab:blue", alpha=0.25, lw=0.8, label="train (each step)")
     ax.plot(history["eval_step"], history["eval_train_loss"], "o-", color="tab:blue", ms=3, label="train (evaluated)")
     ax.plot(history["eval_step"], history["val_loss"], "o-", color="tab:orange", ms=3, label="validation")
-    for i, (label, other) in enumerate((curves or {}).items()):
-        ax.plot(other["eval_step"], other["val_loss"], "s--", color=f"C{i + 2}", ms=3, label=f"{label} validation")
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy loss (nats per token)")
     ax.set_title(title)

@@ -108,9 +108,7 @@ class Trainer:
         self.optimizer = AdamW(
             model.optimizer_groups(config.weight_decay), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
         )
-        self.scheduler = WarmupCosineLR(
-            self.optimizer, config.warmup_iters, config.lr_decay_iters, config.min_lr_ratio
-        )
+        self.scheduler = WarmupCosineLR(self.optimizer, config.warmup_iters, config.lr_decay_iters, config.min_lr_ratio)
         self.batch_rng = np.random.default_rng(config.seed)  # draws the training windows
         self.step = 0
         self.history = {"step": [], "train_loss": [], "lr": [], "eval_step": [], "eval_train_loss": [], "val_loss": []}
@@ -180,13 +178,13 @@ class Trainer:
         bar = Progress(c.max_iters, initial=self.step, enabled=progress)
         if self.step == 0:
             self._after_eval(self.evaluate(), bar, on_eval)
-        started, done = time.perf_counter(), 0
+        seconds, done = 0.0, 0  # time in training steps only, evaluations left out
         try:
             while self.step < c.max_iters:
+                started = time.perf_counter()
                 loss = self.train_step()
-                done += 1
-                tokens_per_sec = done * self.tokens_per_step / (time.perf_counter() - started)
-                bar.update(loss=f"{loss:.4f}", tok_s=f"{tokens_per_sec:,.0f}")
+                seconds, done = seconds + time.perf_counter() - started, done + 1
+                bar.update(loss=f"{loss:.4f}", tok_s=f"{done * self.tokens_per_step / seconds:,.0f}")
                 if self.step % c.eval_interval == 0 or self.step == c.max_iters:
                     self._after_eval(self.evaluate(), bar, on_eval)
         finally:
@@ -205,7 +203,7 @@ class Trainer:
         """The loss curves as a PNG at ``path`` (needs matplotlib)."""
         from .plots import plot_loss_curves
 
-        return plot_loss_curves(self.history, path)
+        return plot_loss_curves(self.history, path, title=f"GPT on {self.meta.get('data', 'a corpus')}, step {self.step}")
 
     # ----------------------------------------------------------- checkpoints
     def save(self, folder):
