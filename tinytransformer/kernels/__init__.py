@@ -6,10 +6,12 @@ without suffix that checks its arguments and runs the backend chosen with
 ``set_backend``. Kernels take and return NumPy arrays; they know nothing of
 Tensors, so autograd Functions call a forward kernel in ``forward`` and its
 backward twin in ``backward``. ``backend.py`` holds the backend switch and
-the thread policy.
+the thread policy; ``allocator.py`` an opt-in that keeps freed memory for
+reuse (``tune_allocator``).
 """
 
 from .adamw import adamw_update
+from .allocator import allocator_tuned, tune_allocator
 from .attention import (
     blas_attention_backward,
     blas_attention_forward,
@@ -25,8 +27,8 @@ from .layernorm import layer_norm_backward, layer_norm_forward
 from .softmax_cross_entropy import cross_entropy_backward, cross_entropy_forward
 
 __all__ = [
-    "adamw_update", "backend_info", "blas_attention_backward", "blas_attention_forward", "cross_entropy_backward",
+    "adamw_update", "allocator_tuned", "backend_info", "blas_attention_backward", "blas_attention_forward", "cross_entropy_backward",
     "cross_entropy_forward", "embedding_backward", "flash_attention_backward", "flash_attention_forward",
     "gelu_backward", "gelu_forward", "get_backend", "layer_norm_backward", "layer_norm_forward", "masked_softmax",
-    "masked_softmax_backward", "set_backend", "set_num_threads", "use_backend",
+    "masked_softmax_backward", "set_backend", "set_num_threads", "tune_allocator", "use_backend",
 ]

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .backend import REASSOCIATE, get_backend, numba_kernel
+from .backend import REASSOCIATE, get_backend, in_blocks, numba_kernel
 from .vector_math import erf as vector_erf
 from .vector_math import erf_array as erf
 from .vector_math import exp as vector_exp
@@ -88,7 +88,7 @@ def gelu_forward(x, approximate="none"):
     if get_backend() == "numba":
         flat = np.ascontiguousarray(x).reshape(-1)  # (n,)
         return gelu_forward_numba(flat, approximate == "tanh", x.dtype != np.float32).reshape(x.shape)
-    return gelu_forward_numpy(x, approximate)
+    return in_blocks(lambda a: gelu_forward_numpy(a, approximate), x)
 
 
 def gelu_backward(grad, x, approximate="none"):
@@ -100,4 +100,4 @@ def gelu_backward(grad, x, approximate="none"):
         flat_x = np.ascontiguousarray(x).reshape(-1)  # (n,)
         flat_g = np.ascontiguousarray(grad, dtype=x.dtype).reshape(-1)  # (n,)
         return gelu_backward_numba(flat_g, flat_x, approximate == "tanh", x.dtype != np.float32).reshape(x.shape)
-    return gelu_backward_numpy(np.asarray(grad, dtype=x.dtype), x, approximate)
+    return in_blocks(lambda a, g: gelu_backward_numpy(g, a, approximate), x, np.asarray(grad, dtype=x.dtype))
