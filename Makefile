@@ -22,8 +22,25 @@ test: $(STAMP)
 
 # a GPT trained on Python's help pages for a few minutes (checkpoint and loss.png in runs/demo), then a sample
 demo: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m tinytransformer train --data pydoc --max-iters 1000 --out runs/demo
+	MPLBACKEND=Agg $(PY) -m tinytransformer train --data pydoc --out runs/demo
 	$(PY) -m tinytransformer generate --checkpoint runs/demo --prompt "The " --max-new-tokens 400
+
+# tinytransformer (NumPy, Numba) against PyTorch: a GPT training step, generation, memory, compile time,
+# and each kernel (several minutes). JSON, RESULTS.md and train.png in benchmarks/results/.
+# OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for these commands only (the results' header names
+# the BLAS kernel that ran); when they are set here, the training step is measured with them as set too.
+BENCH_ENV := env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+	TT_BENCH_CALLER_ENV="OPENBLAS_CORETYPE=$${OPENBLAS_CORETYPE-unset} OPENBLAS_L2_SIZE=$${OPENBLAS_L2_SIZE-unset}"
+bench: $(STAMP)
+	@uptime
+	if [ -n "$${OPENBLAS_CORETYPE}$${OPENBLAS_L2_SIZE}" ]; then \
+		$(PY) benchmarks/bench_train.py --skip generation memory startup allocator \
+			--out benchmarks/results/train_openblas_env_as_set.json; fi
+	$(BENCH_ENV) $(PY) benchmarks/bench_train.py --threads 2 --out benchmarks/results/train.json
+	$(BENCH_ENV) $(PY) benchmarks/bench_train.py --threads 1 --skip memory startup allocator \
+		--out benchmarks/results/train_1thread.json
+	$(BENCH_ENV) $(PY) benchmarks/bench_kernels.py --threads 1 --clock cpu
+	MPLBACKEND=Agg $(PY) benchmarks/report.py
 
 lessons: $(STAMP)
 	for f in lessons/[0-9]*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f || exit 1; done

@@ -103,7 +103,7 @@ def main():
     start = time.perf_counter()
     predict_positive, meta = classifier(args.checkpoint)
     vocabulary = {w for text in load_sst2("train")[0] for w in text.split()}
-    result = {"checkpoint": args.checkpoint, "classifier": {k: meta.get(k) for k in ("head", "model_config")},
+    result = {"checkpoint": args.checkpoint, "classifier": {k: meta.get(k) for k in ("recipe", "head", "model_config")},
               "templates": TEMPLATES, "probes": {}}
     for name, groups in PROBES.items():
         report = bias_probe(predict_positive, TEMPLATES, groups)

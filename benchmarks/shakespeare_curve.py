@@ -5,17 +5,19 @@
 nanoGPT's small CPU configuration (4 layers, 4 heads, width 128, block 64,
 batch 12, 2,000 iterations, lr 1e-3 with 100 warmup steps and a cosine down to
 1e-4, AdamW betas (0.9, 0.99) and weight decay 0.1, gradient clipping at 1.0,
-no dropout, and nanoGPT's default of no biases in the Linear and LayerNorm layers). Both models start from our initial weights (loaded by name into
-the PyTorch twin of ``tinytransformer.reference.torch_gpt``), see the same
-batches in the same order, and use the same optimiser and schedule, so their
-loss curves should lie on top of each other: any gap is float32 rounding
-accumulated over 2,000 steps, or a bug.
+no dropout, and nanoGPT's default of no biases in the Linear and LayerNorm
+layers), which is also what ``tinytransformer train`` does by default. Both
+models start from our initial weights (loaded by name into the PyTorch twin of
+``tinytransformer.reference.torch_gpt``), see the same batches in the same
+order, and use the same optimiser and schedule, so their loss curves should lie
+on top of each other: any gap is float32 rounding, or a bug.
 
 Writes benchmarks/results/shakespeare_curve.json and .png, and prints the final
 validation losses (on 200 fixed batches), the wall and CPU times and the
-largest gap between the two curves; ``--report`` redraws the plot from the JSON. Both run on one
-thread (NumPy's BLAS through threadpoolctl, ``torch.set_num_threads(1)``), so
-the times compare the code, not how each library spreads over cores.
+largest gap between the two curves; ``--report`` redraws the plot from the JSON.
+Both run on one thread (``tt.kernels.set_num_threads(1)`` for BLAS and Numba,
+``torch.set_num_threads(1)``), so the times compare the code, not how each
+library spreads over cores.
 """
 
 import argparse
@@ -26,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from tinytransformer.autograd import no_grad
 from tinytransformer.data import CharTokenizer, load_corpus, random_windows, train_val_split
+from tinytransformer.kernels import backend_info, set_num_threads
 from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.optim.lr_scheduler import cosine_with_warmup
 from tinytransformer.random import manual_seed
@@ -124,7 +126,8 @@ def run(max_iters):
     return {
         "config": {**model_config.to_dict(), **config.to_dict()},
         "machine": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-                    "processor": platform.processor() or platform.machine(), "threads": 1},
+                    "processor": platform.processor() or platform.machine(), "threads": 1,
+                    "tinytransformer_backend": backend_info()},
         "final_eval_batches": FINAL_EVAL_ITERS,
         "tinytransformer": {"seconds": round(ours_seconds, 1), "cpu_seconds": round(ours_cpu, 1),
                             "final_val_loss": ours_loss(ours, final_batches), "history": trainer.history},
@@ -177,8 +180,8 @@ def main():
     path = RESULTS / "shakespeare_curve.json"
     if not args.report:
         torch.set_num_threads(1)
-        with threadpool_limits(limits=1):  # NumPy's BLAS on one thread too: a like-for-like race
-            result = run(args.max_iters)
+        set_num_threads(1)  # NumPy's BLAS and Numba's loops on one thread too: a like-for-like race
+        result = run(args.max_iters)
         RESULTS.mkdir(exist_ok=True)
         path.write_text(json.dumps(result, indent=1))
     report(json.loads(path.read_text()))

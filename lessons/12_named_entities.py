@@ -160,8 +160,11 @@ for epoch in range(steps(8, 3)):
 
 # %% [markdown]
 # Token accuracy starts near the all-`O` line and hardly moves; entity F1 is where
-# the learning shows. Per type, the common and regular ones (people, places) come
-# first; products and creative works, whose names look like any other words, last.
+# the learning shows. Per type, people and places come first: they are the most
+# frequent and the most regular (capitalised, often after "with" or "in"). Groups,
+# corporations, products and creative works, whose names look like any other words,
+# are still mostly missed by a model this small; WNUT-17's published systems reach
+# 40-50% F1 with large pretrained models.
 
 # %%
 per_type = scores["per_type"]

@@ -115,3 +115,4 @@ def test_python_dash_m_runs_the_command():
         "tinytransformer train: error: --n-embd 100 is not divisible by --n-head 3 (see tinytransformer train --help)"
     )
     assert result.stdout == ""
+

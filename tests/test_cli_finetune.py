@@ -130,3 +130,29 @@ def test_bad_input_is_one_line_and_exit_code_2(classifier, tmp_path, capsys, mon
            "bad.tsv:2")
     _fails(["finetune", "--task", "classify", "--train", str(bad), "--epochs", "0", "--out", "o"], capsys,
            "must be a positive integer")
+
+
+def test_help_states_the_task_defaults_the_recipe_uses(capsys):
+    from tinytransformer.training.finetune_recipe import TASK_DEFAULTS
+
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    c, t = TASK_DEFAULTS["classify"], TASK_DEFAULTS["tag"]
+    for flag, key in (("--pretrain-steps", "pretrain_steps"), ("--n-layer", "n_layer"), ("--epochs", "epochs"),
+                      ("--ensemble", "ensemble"), ("--min-freq", "min_freq"), ("--tokenizer", "tokenizer")):
+        assert f"default classify/tag: {c[key]}/{t[key]}" in text, flag
+
+
+def test_a_pretrained_checkpoint_brings_its_tokenizer_and_freeze_keeps_its_weights(classifier, tmp_path):
+    from tinytransformer.training import load_checkpoint
+
+    train = _write_classification(tmp_path / "train.tsv", 30, 2)
+    out = tmp_path / "frozen"
+    assert main(["finetune", "--task", "classify", "--train", str(train), "--checkpoint", str(classifier / "pretrained"),
+                 "--freeze", "--epochs", "1", "--ensemble", "1", "--out", str(out)]) == 0
+    body, _, pretrained_meta = load_checkpoint(classifier / "pretrained")
+    state, _, meta = load_checkpoint(out)
+    assert meta["tokenizer"] == pretrained_meta["tokenizer"]
+    for name, value in body.items():
+        np.testing.assert_array_equal(state[f"body.{name}"], value, err_msg=name)

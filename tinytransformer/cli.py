@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-DEFAULT_MAX_ITERS = 1000
+DEFAULT_MAX_ITERS = 2000  # nanoGPT's CPU run; a few minutes on two cores
 DEFAULT_OUT = "runs/gpt"
 
 
@@ -299,10 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ft = sub.add_parser(
         "finetune", formatter_class=fmt, help="fine-tune a GPT to classify sentences or tag tokens",
-        description="Fine-tune a GPT with a classification head (one label per line of text) or a tagging head "
-        "(BIO tags per token). Prints the training loss and dev scores after every epoch and saves the best "
-        "model by dev score to --out. Without --checkpoint, a body is first pretrained on the task's own text "
-        "(saved to OUT/pretrained). The defaults are the measured SST-2 recipe (see README).",
+        description="Train a classification head (one label per line of text) or a tagging head (BIO tags per "
+        "token) on a GPT body: pretrained (--checkpoint, or --pretrain-steps on the task's own text) or from "
+        "scratch. Prints the training loss and dev scores after every epoch, keeps the best epoch by dev score, "
+        "and saves the model (an ensemble when --ensemble > 1) to --out. Defaults marked 'classify/tag' differ by "
+        "task; those for classify are the measured SST-2 recipe (README, 'Fine-tuning').",
     )
     task = ft.add_argument_group("task")
     task.add_argument("--task", required=True, choices=["classify", "tag"],
@@ -314,21 +315,23 @@ def build_parser() -> argparse.ArgumentParser:
     body = ft.add_argument_group("body")
     body.add_argument("--checkpoint", metavar="DIR",
                       help="a pretrained GPT (from `tinytransformer train`, or OUT/pretrained of an earlier run); "
-                      "its tokenizer is used")
+                      "its tokenizer and size are used")
     body.add_argument("--freeze", action="store_true", help="train the head only, keep the body as it is")
-    body.add_argument("--tokenizer", choices=["word", "bpe"], help="default: word for classify, bpe for tag")
-    body.add_argument("--vocab-size", type=positive_int, help="default: every word (word), 2048 (bpe)")
     body.add_argument("--pretrain-steps", type=nonnegative_int,
-                      help="steps of next-token prediction on the task's text; 0: start from scratch "
-                      "(default: 600)")
+                      help="without --checkpoint: steps of next-token prediction on the task's training and dev "
+                      "text before fine-tuning; 0 starts from scratch (default classify/tag: 0/600)")
     body.add_argument("--pretrain-corpus", choices=["pydoc", "shakespeare"],
                       help="also pretrain on this corpus's lines (default: the task's text only)")
-    body.add_argument("--n-layer", type=positive_int, default=2, help="Transformer blocks")
+    body.add_argument("--tokenizer", choices=["word", "bpe"], help="default classify/tag: word/bpe")
+    body.add_argument("--vocab-size", type=positive_int, help="default classify/tag: no limit/2048")
+    body.add_argument("--min-freq", type=positive_int,
+                      help="word tokenizer: keep words seen this often, the rest are <unk> (default classify/tag: 2/1)")
+    body.add_argument("--n-layer", type=positive_int, help="Transformer blocks (default classify/tag: 1/2)")
     body.add_argument("--n-head", type=positive_int, default=4, help="attention heads per block")
-    body.add_argument("--n-embd", type=positive_int, default=128, help="width of the residual stream")
+    body.add_argument("--n-embd", type=positive_int, help="width of the residual stream (default: 128)")
     body.add_argument("--dropout", type=dropout_probability, default=0.1, help="dropout inside the body")
     head = ft.add_argument_group("fine-tuning")
-    head.add_argument("--epochs", type=positive_int, help="passes over the training data (default: 3 classify, 8 tag)")
+    head.add_argument("--epochs", type=positive_int, help="passes over the training data (default classify/tag: 3/8)")
     head.add_argument("--batch-size", type=positive_int, default=32, help="examples per step")
     head.add_argument("--lr", type=nonnegative_float, help="peak learning rate of AdamW for the head (default: 1e-3)")
     head.add_argument("--body-lr", type=nonnegative_float, help="learning rate of the body (default: --lr)")
@@ -337,9 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     head.add_argument("--pooling", choices=["max", "mean", "last"], default="max",
                       help="classify: each feature's maximum over the sentence's hidden states, their average, "
                       "or the last one")
-    head.add_argument("--ensemble", type=positive_int, default=3,
-                      help="fine-tune this many models (seeds seed, seed+1, ...) and average their probabilities")
-    head.add_argument("--seed", type=int, default=0, help="seeds pretraining, the heads, batches and dropout")
+    head.add_argument("--ensemble", type=positive_int,
+                      help="train this many models (member k seeded 1000 * seed + k) and average their probabilities "
+                      "(default classify/tag: 5/1)")
+    head.add_argument("--seed", type=int, default=0, help="seeds pretraining, the weights, batches and dropout")
     ft.add_argument("--out", required=True, metavar="DIR", help="folder for the fine-tuned model and results.json")
     ft.set_defaults(func=_finetune, command_parser=ft)
 

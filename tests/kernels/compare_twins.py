@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tinytransformer.kernels import use_backend
+from tinytransformer.kernels import backend, use_backend
 
 DTYPES = [np.float32, np.float64]
 # Numba against NumPy: the same math in another order of rounding (Numba sums in float64).
@@ -13,13 +13,29 @@ def on_both(fn, *args, **kwargs):
     """fn(*args, **kwargs) run with backend numpy, then numba: (numpy_result, numba_result).
 
     Array arguments are copied for each run, so kernels that work in place see the same inputs.
+    Numba runs twice, on one thread and with its parallel build forced even on small arrays
+    (``PARALLEL_MIN_SIZE = 0``); the two must agree, and the parallel result is returned.
     """
-    results = []
-    for name in ("numpy", "numba"):
+    def run(backend_name, parallel_min_size=backend.PARALLEL_MIN_SIZE):
         fresh = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-        with use_backend(name):
-            results.append(fn(*fresh, **kwargs))
-    return tuple(results)
+        previous, backend.PARALLEL_MIN_SIZE = backend.PARALLEL_MIN_SIZE, parallel_min_size
+        try:
+            with use_backend(backend_name):
+                return fn(*fresh, **kwargs)
+        finally:
+            backend.PARALLEL_MIN_SIZE = previous
+
+    reference, serial, parallel = run("numpy"), run("numba", np.inf), run("numba", 0)
+    for s, p in zip(_arrays(serial), _arrays(parallel)):
+        np.testing.assert_allclose(p, s, **TOLERANCE[np.dtype(s.dtype)])
+    return reference, parallel
+
+
+def _arrays(result):
+    """The arrays of a result that may be a tuple of arrays or of tuples, in order."""
+    if isinstance(result, tuple):
+        return [a for part in result for a in _arrays(part)]
+    return [np.asarray(result)]
 
 
 def assert_same(reference, fast, dtype):

@@ -120,7 +120,7 @@ def test_threading_layer_is_workqueue():
     code, out = _python("""
         import numpy as np, numba
         from tinytransformer.kernels import gelu_forward, backend_info
-        gelu_forward(np.zeros(10))   # runs a parallel loop
+        gelu_forward(np.zeros(1 << 17))   # large enough to run a parallel loop
         print(numba.threading_layer(), backend_info()["threading_layer"])
     """, TINYTRANSFORMER_BACKEND="numba")
     assert code == 0 and out.split() == ["workqueue", "workqueue"], out

@@ -164,6 +164,7 @@ def test_freeze_body_trains_only_the_head():
 @pytest.mark.parametrize("bad, match", [
     (lambda idx, mask: (idx, mask[:, :-1]), "key_padding_mask has shape"),
     (lambda idx, mask: (idx, mask[:, ::-1]), "padding goes on the right"),
+    (lambda idx, mask: (idx, np.where(np.arange(idx.shape[1]) == 1, True, mask)), r"rows \[0, 1, 3\] break"),
 ])
 def test_bad_masks_are_named(bad, match):
     idx, mask = _pad(_ragged())

@@ -14,7 +14,7 @@ depends only on their difference), the first with half the output weights.
 
 Padding. Sequences of different lengths go in one batch padded on the right,
 with ``key_padding_mask`` (B, T), True at the padding. The mask hides padded
-keys from attention, pooling averages only real positions, and the tagger's
+keys from attention, pooling reads only real positions, and the tagger's
 look-ahead reads zeros past a row's last token, so padding a sentence never
 changes its logits (``tests/models/test_heads.py`` checks it).
 
@@ -41,9 +41,10 @@ def _check_mask(idx, key_padding_mask, caller):
     mask = np.asarray(key_padding_mask.data if isinstance(key_padding_mask, Tensor) else key_padding_mask, dtype=bool)
     if mask.shape != idx.shape:
         raise ValueError(f"{caller}: key_padding_mask has shape {mask.shape}, expected idx's shape {idx.shape}")
-    if mask[:, 0].any():
+    bad = mask[:, 0] | (mask[:, :-1] & ~mask[:, 1:]).any(axis=1)  # padding first, or a real token after padding
+    if bad.any():
         raise ValueError(f"{caller}: every row needs at least one real token, and padding goes on the right; "
-                         f"rows {np.flatnonzero(mask[:, 0]).tolist()} start with padding")
+                         f"rows {np.flatnonzero(bad).tolist()} break that")
     return mask
 
 
@@ -55,8 +56,8 @@ def pool(h, key_padding_mask, pooling="mean"):
     the only one that has seen the whole sentence in a causal model (GPT-1's
     choice, with an extra end token). ``"max"``: each feature's largest value
     over the real positions (Collobert et al. 2011; Kim 2014's max-over-time),
-    a detector of the strongest phrase. Mean pooling gives every word a direct
-    path to the classifier, which trains faster on short sentences.
+    so a feature that detects a telling phrase fires wherever the phrase stands.
+    On SST-2, max pooling beat mean pooling by about two points (README).
     """
     real = ~np.asarray(key_padding_mask, dtype=bool)  # (B, T)
     if pooling == "mean":

@@ -1,10 +1,11 @@
 """Fine-tuning a GPT for a task: encode, batch by length, train a head, keep the best model by dev score.
 
-    data  = load_task("sst2")                                        train / dev / test splits
-    tok   = task_tokenizer(data, "word")                             one tokenizer for pretraining and fine-tuning
-    body  = pretrain_for_task(texts_of(data), tok, model_config)     optional: next-token prediction on the task's text
-    model = SequenceClassifier(body.config, len(data.labels)).load_body(body.state_dict())
-    finetune(model, tok, data, FinetuneConfig(epochs=4), out_dir)    prints a line per epoch, saves the best
+    data  = load_task("sst2")                                     train / dev / test splits
+    texts = data.train[0] + data.dev[0]
+    tok   = task_tokenizer(texts, "word", min_freq=2)               one tokenizer for pretraining and fine-tuning
+    body  = pretrain_for_task(pretraining_sentences(texts, tok, 64), config, steps=600)   optional
+    model = build_head("classify", config, data.labels).load_body(body.state_dict())
+    finetune(model, tok, data, FinetuneConfig(epochs=3), out_dir)  prints a line per epoch, saves the best
 
 One step is the language model's step with a head's loss:
 
