@@ -5,26 +5,14 @@ Each function takes arrays (from ``attention_maps``, ``logit_lens``,
 matplotlib is imported only when a figure is drawn.
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from ..training.plots import import_pyplot as _pyplot
 from .logit_lens import log_softmax
 
 MAX_LABELLED = 48  # beyond this many tokens, tick labels would overlap
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as err:
-        raise ImportError("plotting needs matplotlib: pip install matplotlib (or tinytransformer[plots])") from err
-    if "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")  # files only: no window, and no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def token_labels(tokenizer, ids):

@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 
-def _pyplot():
+def import_pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or an ImportError saying how to get it."""
     try:
         import matplotlib
     except ImportError as err:
@@ -19,7 +20,7 @@ def _pyplot():
 def plot_loss_curves(history, path, title="GPT training"):
     """Draw a history (``Trainer.history``) to ``path``: the loss of every step, faint,
     and the evaluated training and validation losses on top. Returns ``path``."""
-    plt = _pyplot()
+    plt = import_pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(history["step"], history["train_loss"], color="tab:blue", alpha=0.25, lw=0.8, label="train (each step)")
     ax.plot(history["eval_step"], history["eval_train_loss"], "o-", color="tab:blue", ms=3, label="train (evaluated)")
