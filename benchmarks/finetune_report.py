@@ -38,8 +38,9 @@ from tinytransformer.metrics import classification_scores, entity_scores
 
 RESULTS = Path(__file__).parent / "results" / "finetune.json"
 VARIANTS = {  # the defaults, and the other side of "pretrain, then fine-tune"
-    "sst2": {"defaults: from scratch, 5 averaged": [],
-             "pretrained 600 steps on the task's text, then fine-tuned, 5 averaged": ["--pretrain-steps", "600"]},
+    "sst2": {"defaults: from scratch, 10 averaged": [],
+             "from scratch, 5 averaged": ["--ensemble", "5"],
+             "pretrained 600 steps on the task's text, then fine-tuned, 10 averaged": ["--pretrain-steps", "600"]},
     "wnut17": {"defaults: pretrained 600 steps on the task's text, then fine-tuned": [],
                "from scratch": ["--pretrain-steps", "0"]},
 }
@@ -98,7 +99,7 @@ def main():
             paths = write_sst2(tmp) if task == "sst2" else {s: fetch(WNUT17_FILES[s]) for s in WNUT17_FILES}
             entry = {"baselines": baselines(task), "runs": {}}
             for name, flags in VARIANTS[task].items():
-                entry["runs"][name] = [run(task, paths, flags, seed, tmp / f"{task}-{len(flags)}-{seed}")
+                entry["runs"][name] = [run(task, paths, flags, seed, tmp / f"{task}-{'-'.join(flags)}-{seed}")
                                        for seed in range(args.seeds)]
                 print(f"{task} {name}: done", file=sys.stderr, flush=True)
             report[task] = entry

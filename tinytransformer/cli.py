@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "or the last one")
     head.add_argument("--ensemble", type=positive_int,
                       help="train this many models (member k seeded 1000 * seed + k) and average their probabilities "
-                      "(default classify/tag: 5/1)")
+                      "(default classify/tag: 10/1)")
     head.add_argument("--seed", type=int, default=0, help="seeds pretraining, the weights, batches and dropout")
     ft.add_argument("--out", required=True, metavar="DIR", help="folder for the fine-tuned model and results.json")
     ft.set_defaults(func=_finetune, command_parser=ft)

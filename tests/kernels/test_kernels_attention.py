@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from compare_twins import DTYPES, assert_directional_derivatives, assert_same, on_both
+from compare_twins import DTYPES, TOLERANCE, assert_directional_derivatives, assert_same, on_both
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,6 +10,8 @@ from tinytransformer.kernels import (
     blas_attention_forward,
     flash_attention_backward,
     flash_attention_forward,
+    masked_softmax,
+    softmax_from_lse,
     use_backend,
 )
 from tinytransformer.kernels.attention import KEY_TILE
@@ -134,3 +136,29 @@ def test_bad_arguments_raise():
         blas_attention_forward(q, q, q, attn_mask=np.zeros((4, 4)))
     with pytest.raises(ValueError, match=r"attn_mask of shape \(3, 3\) does not broadcast to \(B, H, Tq, Tk\)"):
         flash_attention_forward(q, q, q, attn_mask=np.ones((3, 3), bool))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_masked_softmax_lse_and_recompute(rng, dtype, is_causal):
+    """masked_softmax's probabilities and lse agree across backends and with a direct softmax;
+    softmax_from_lse rebuilds the probabilities from lse; masked rows are 0 with lse = -inf."""
+    scores = (rng.standard_normal((2, 3, 7, 9)) * 3).astype(dtype)
+    scores[1, 2, 4] = -np.inf  # a row with every score -inf (an additive mask)
+    mask = rng.random((2, 1, 7, 9)) < 0.7
+    mask[0, 0, 5] = False  # a row with every key masked
+    (p_ref, lse_ref), (p_fast, lse_fast) = on_both(masked_softmax, scores, mask, is_causal, 0.5)
+    assert_same((p_ref, lse_ref), (p_fast, lse_fast), dtype)
+    for name in ("numpy", "numba"):
+        with use_backend(name):
+            rebuilt = softmax_from_lse(scores.copy(), lse_fast, mask, is_causal, 0.5)
+        np.testing.assert_allclose(rebuilt, p_ref, **TOLERANCE[np.dtype(dtype)])
+    keep = mask & (np.tri(7, 9, dtype=bool) if is_causal else True)
+    s = np.where(keep, scores.astype(np.float64) * 0.5, -np.inf)  # (2, 3, 7, 9)
+    dead = np.isneginf(s).all(axis=-1)  # (2, 3, 7)
+    assert dead[0, :, 5].all() and dead[1, 2, 4]
+    top = np.where(dead, 0, s.max(axis=-1))
+    with np.errstate(divide="ignore"):
+        expected_lse = top + np.log(np.exp(s - top[..., None]).sum(axis=-1))
+    np.testing.assert_allclose(lse_fast, expected_lse, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert not p_fast[dead].any() and np.isfinite(p_fast).all()

@@ -17,18 +17,17 @@ from .attention import (
     blas_attention_forward,
     flash_attention_backward,
     flash_attention_forward,
-    masked_softmax,
-    masked_softmax_backward,
 )
 from .backend import backend_info, get_backend, set_backend, set_num_threads, use_backend
 from .embedding import embedding_backward
 from .gelu import gelu_backward, gelu_forward
 from .layernorm import layer_norm_backward, layer_norm_forward
+from .attention_softmax import masked_softmax, masked_softmax_backward, softmax_from_lse
 from .softmax_cross_entropy import cross_entropy_backward, cross_entropy_forward
 
 __all__ = [
     "adamw_update", "allocator_tuned", "backend_info", "blas_attention_backward", "blas_attention_forward", "cross_entropy_backward",
     "cross_entropy_forward", "embedding_backward", "flash_attention_backward", "flash_attention_forward",
     "gelu_backward", "gelu_forward", "get_backend", "layer_norm_backward", "layer_norm_forward", "masked_softmax",
-    "masked_softmax_backward", "set_backend", "set_num_threads", "tune_allocator", "use_backend",
+    "masked_softmax_backward", "set_backend", "set_num_threads", "softmax_from_lse", "tune_allocator", "use_backend",
 ]

@@ -34,19 +34,11 @@ import math
 import numpy as np
 
 from .backend import REASSOCIATE, get_backend, numba_kernel
-from .vector_math import exp as vector_exp
+from .attention_softmax import keep_mask, masked_softmax, masked_softmax_backward
 
 prange = range  # numba.prange once Numba compiles the kernels (see backend.NumbaKernel)
 
 KEY_TILE = 64  # keys per tile of the flash forward
-
-
-def _keep(mask, is_causal, tq, start, stop):
-    """Which of keys start..stop each query may see: bool, broadcastable to (B, H, Tq, stop - start)."""
-    keep = mask[..., start:stop] if mask.shape[-1] > 1 else mask  # (B or 1, H or 1, Tq or 1, t or 1)
-    if is_causal:
-        keep = keep & (np.arange(start, stop)[None, :] <= np.arange(tq)[:, None])  # (Tq, t)
-    return keep
 
 
 def flash_attention_forward_numpy(q, k, v, mask, is_causal, scale):
@@ -57,7 +49,7 @@ def flash_attention_forward_numpy(q, k, v, mask, is_causal, scale):
     for start in range(0, k.shape[2], KEY_TILE):
         stop = min(start + KEY_TILE, k.shape[2])
         s = q @ k[:, :, start:stop].swapaxes(-1, -2) * scale  # (B, H, Tq, t)
-        s = np.where(_keep(mask, is_causal, q.shape[2], start, stop), s, -np.inf)
+        s = np.where(keep_mask(mask, is_causal, q.shape[2], start, stop), s, -np.inf)
         m_new = np.maximum(m, s.max(axis=-1, keepdims=True))  # (B, H, Tq, 1)
         shift = np.where(np.isfinite(m_new), m_new, 0)  # rows masked so far: avoid -inf - -inf
         p = np.exp(s - shift)  # (B, H, Tq, t), 0 where masked
@@ -82,7 +74,7 @@ def flash_attention_backward_numpy(grad_out, q, k, v, out, lse, mask, is_causal,
         stop = min(start + KEY_TILE, k.shape[2])
         kt, vt = k[:, :, start:stop], v[:, :, start:stop]  # (B, H, t, D)
         s = q @ kt.swapaxes(-1, -2) * scale  # (B, H, Tq, t)
-        p = np.where(_keep(mask, is_causal, q.shape[2], start, stop), np.exp(s - lse), 0)  # (B, H, Tq, t)
+        p = np.where(keep_mask(mask, is_causal, q.shape[2], start, stop), np.exp(s - lse), 0)  # (B, H, Tq, t)
         dv[:, :, start:stop] = p.swapaxes(-1, -2) @ grad_out  # (B, H, t, D)
         ds = p * (grad_out @ vt.swapaxes(-1, -2) - d_row)  # (B, H, Tq, t)
         dq += ds @ kt * scale
@@ -199,146 +191,6 @@ def flash_attention_backward_numba(grad_out, q, k, v, out, lse, mask, is_causal,
     return dq, dk, dv
 
 
-def masked_softmax_numpy(scores, mask, is_causal, scale):
-    """softmax(scale * scores) over the last axis where mask (and causality) allow; 0 elsewhere.
-
-    In place: ``scores`` (..., Tq, Tk) becomes the probabilities. A row with
-    every score masked or -inf is all 0 (its maximum is -inf: shift by 0).
-    """
-    s = scores
-    s *= scale
-    keep = _keep(mask, is_causal, s.shape[-2], 0, s.shape[-1])
-    if not keep.all():
-        np.copyto(s, -np.inf, where=~keep)
-    row_max = s.max(axis=-1, keepdims=True)  # (..., Tq, 1)
-    row_max[np.isneginf(row_max)] = 0
-    s -= row_max
-    np.exp(s, out=s)
-    total = s.sum(axis=-1, keepdims=True)  # (..., Tq, 1)
-    total[total == 0] = 1
-    s /= total
-    return s
-
-
-def masked_softmax_backward_numpy(grad_probs, probs, scale):
-    """d(scores) = scale * p * (dp - sum_j dp_j p_j), row by row, in place on ``grad_probs``."""
-    ds = grad_probs
-    ds -= (grad_probs * probs).sum(axis=-1, keepdims=True)
-    ds *= probs
-    ds *= scale
-    return ds
-
-
-@numba_kernel(fastmath=REASSOCIATE)
-def softmax_row_numba(s, stop, scale, exact):
-    """s[:stop] = softmax(scale * s[:stop]) and s[stop:] = 0, in place; a row of -inf becomes 0.
-
-    A function of its own: inlined into the loop below, its three passes
-    (max; exp and sum; normalise) ran 2x slower, no longer vectorised.
-    """
-    m = -np.inf
-    for j in range(stop):
-        m = max(m, s[j] * scale)
-    if m == -np.inf:  # every key masked
-        stop = 0
-    total = 0.0
-    for j in range(stop):
-        e = vector_exp(s[j] * scale - m, exact)
-        s[j] = e
-        total += e
-    for j in range(stop):
-        s[j] *= 1.0 / total
-    for j in range(stop, s.size):
-        s[j] = 0.0
-
-
-@numba_kernel(parallel=True, fastmath=REASSOCIATE)
-def masked_softmax_numba(scores, mask, is_causal, scale, exact):
-    """The same as masked_softmax_numpy, in place on ``scores`` (B, H, Tq, Tk), one row per iteration.
-
-    Masked keys become -inf first, so the softmax of the row needs no mask;
-    without a mask (a single True) that pass is skipped.
-    """
-    n_batch, n_head, tq, tk = scores.shape
-    mb, mh, mi, mj = (int(mask.shape[0] > 1), int(mask.shape[1] > 1), int(mask.shape[2] > 1), int(mask.shape[3] > 1))
-    unmasked = mask.size == 1 and mask[0, 0, 0, 0]
-    for row in prange(n_batch * n_head * tq):
-        b, h, i = row // (n_head * tq), (row // tq) % n_head, row % tq
-        s, keep = scores[b, h, i], mask[b * mb, h * mh, i * mi]  # (Tk,), (Tk,) or (1,)
-        stop = min(i + 1, tk) if is_causal else tk  # keys j >= stop are masked by causality
-        if not unmasked:
-            for j in range(stop):
-                if not keep[j * mj]:
-                    s[j] = -np.inf
-        softmax_row_numba(s, stop, scale, exact)
-    return scores
-
-
-@numba_kernel(parallel=True, fastmath=REASSOCIATE)
-def masked_softmax_backward_numba(grad_probs, probs, scale):
-    """The same as masked_softmax_backward_numpy, in place on ``grad_probs``, one row per iteration."""
-    n_batch, n_head, tq, tk = probs.shape
-    for row in prange(n_batch * n_head * tq):
-        b, h, i = row // (n_head * tq), (row // tq) % n_head, row % tq
-        g, p = grad_probs[b, h, i], probs[b, h, i]  # (Tk,), (Tk,)
-        dot = 0.0
-        for j in range(tk):
-            dot += g[j] * p[j]
-        for j in range(tk):
-            g[j] = scale * p[j] * (g[j] - dot)
-    return grad_probs
-
-
-def _broadcasts_to(shape, target):
-    try:
-        return np.broadcast_shapes(shape, target) == tuple(target)
-    except ValueError:
-        return False
-
-
-def _rows_of_four_axes(a):
-    """(..., Tq, Tk) as (N, 1, Tq, Tk) for the Numba kernels, N = all leading axes (a view if contiguous)."""
-    return a.reshape((-1, 1) + a.shape[-2:])
-
-
-def masked_softmax(scores, attn_mask=None, is_causal=False, scale=1.0):
-    """softmax(scale * scores) over the last axis, with masked keys at probability 0.
-
-    ``scores`` (..., Tq, Tk), float, is overwritten by the probabilities, which
-    are returned. ``attn_mask`` (boolean, True = may attend) broadcasts to the
-    scores; ``is_causal`` masks key j > query i too. A row with every key
-    masked (or every score -inf) gets zeros, not NaN.
-    """
-    if not isinstance(scores, np.ndarray) or scores.ndim < 2 or scores.dtype.kind != "f":
-        raise ValueError(f"masked_softmax: scores must be a float array of shape (..., Tq, Tk), got {np.shape(scores)}")
-    mask = np.asarray(True if attn_mask is None else attn_mask)
-    if mask.dtype != np.bool_:
-        raise TypeError(f"masked_softmax: attn_mask must be boolean (True = may attend), got {mask.dtype}")
-    mask = mask.reshape((1,) * max(0, 2 - mask.ndim) + mask.shape)  # at least (Tq or 1, Tk or 1)
-    if not _broadcasts_to(mask.shape, scores.shape):
-        raise ValueError(f"masked_softmax: attn_mask of shape {mask.shape} does not broadcast to scores {scores.shape}")
-    if get_backend() == "numpy" or not scores.flags.c_contiguous:
-        return masked_softmax_numpy(scores, mask, bool(is_causal), scores.dtype.type(scale))
-    if any(n > 1 for n in mask.shape[:-2]):  # a mask per batch row or head: one (Tq or 1, Tk or 1) mask per row of N
-        mask = np.broadcast_to(mask, scores.shape[:-2] + mask.shape[-2:])
-    mask = np.ascontiguousarray(mask).reshape((-1, 1) + mask.shape[-2:])  # (N or 1, 1, Tq or 1, Tk or 1)
-    masked_softmax_numba(_rows_of_four_axes(scores), mask, bool(is_causal), float(scale), scores.dtype != np.float32)
-    return scores
-
-
-def masked_softmax_backward(grad_probs, probs, scale=1.0):
-    """Gradient of masked_softmax with respect to its scores: scale * p * (dp - rowsum(dp * p)).
-
-    ``grad_probs`` (..., Tq, Tk) is overwritten by the result, which is returned.
-    """
-    if np.shape(grad_probs) != np.shape(probs):
-        raise ValueError(f"masked_softmax_backward: grad_probs {np.shape(grad_probs)} and probs {np.shape(probs)} differ")
-    if get_backend() == "numpy" or not (grad_probs.flags.c_contiguous and probs.flags.c_contiguous):
-        return masked_softmax_backward_numpy(grad_probs, probs, grad_probs.dtype.type(scale))
-    masked_softmax_backward_numba(_rows_of_four_axes(grad_probs), _rows_of_four_axes(probs), float(scale))
-    return grad_probs
-
-
 def _prepare(name, q, k, v, attn_mask, scale):
     """Check shapes; return contiguous q, k, v, the mask with four axes, and the scale (default 1/sqrt(D))."""
     q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
@@ -381,7 +233,7 @@ def blas_attention_forward(q, k, v, attn_mask=None, is_causal=True, scale=None):
     """Attention through np.matmul and one fused softmax -> out (B, H, Tq, D), probs (B, H, Tq, Tk)."""
     q, k, v, mask, scale = _prepare("blas_attention_forward", q, k, v, attn_mask, scale)
     scores = q @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk), unscaled: the softmax pass scales
-    probs = masked_softmax(scores, mask, is_causal, scale)  # in place
+    probs, _ = masked_softmax(scores, mask, is_causal, scale)  # in place
     return probs @ v, probs  # (B, H, Tq, D), (B, H, Tq, Tk)
 
 

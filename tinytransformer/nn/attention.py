@@ -17,9 +17,9 @@ zero gradient), so a fully padded sequence cannot poison a batch.
 
 The same computation is written twice: ``scaled_dot_product_attention`` is one
 ``Function`` with its backward derived by hand (fast, little memory: the graph
-keeps Q, K, V and P only), and ``scaled_dot_product_attention_composed`` chains
-autograd primitives (matmul, masked_fill, softmax), whose backward autograd
-derives. The tests hold the two, and PyTorch, to each other.
+keeps Q, K, V and one number per query row), and
+``scaled_dot_product_attention_composed`` chains autograd primitives (matmul,
+masked_fill, softmax), whose backward autograd derives. The tests hold the two, and PyTorch, to each other.
 """
 
 import math
@@ -95,35 +95,48 @@ class ScaledDotProductAttention(Function):
 
     Masked scores are -inf, so P (and with it dS) is exactly 0 there: no
     gradient reaches a masked key. A row with every key masked gets P = 0.
-    The matrix products are NumPy's (BLAS); the row-wise passes between them,
-    the masked softmax and its backward, are ``kernels.masked_softmax`` and
-    ``kernels.masked_softmax_backward`` (kernels/attention.py, NumPy or Numba),
-    which work in place on the (..., L, S) scores.
+
+    Memory: the graph keeps Q, K, V and one number per query row,
+    lse = log sum_j e^(S_j), not the (L, S) matrix P; the backward recomputes
+    P = e^(S - lse) from Q and K (one more matrix product), as flash attention
+    does. The matrix products are NumPy's (BLAS); the row-wise passes between
+    them are ``kernels.masked_softmax``, ``softmax_from_lse`` and
+    ``masked_softmax_backward`` (kernels/attention_softmax.py, NumPy or Numba),
+    in place on the (..., L, S) scores.
     """
+
+    @staticmethod
+    def scores(q, k, mask, scale):
+        """S = Q K^T * scale (+ a float mask), (..., L, S); and the boolean mask, or None."""
+        s = (q * scale) @ np.swapaxes(k, -1, -2)  # (..., L, S); scaling Q is cheaper than scaling S
+        if mask is not None and mask.dtype == np.bool_:
+            return s, mask
+        if mask is not None:
+            s += mask.astype(s.dtype, copy=False)  # the mask broadcasts to the scores' shape (checked)
+        return s, None
 
     @staticmethod
     def forward(ctx, q, k, v, mask=None, is_causal=False, scale=None, dropout_p=0.0):
         scale = q.dtype.type(1 / math.sqrt(q.shape[-1]) if scale is None else scale)
-        s = (q * scale) @ np.swapaxes(k, -1, -2)  # (..., L, S); scaling Q is cheaper than scaling S
-        keep = None
-        if mask is not None and mask.dtype == np.bool_:
-            keep = mask
-        elif mask is not None:
-            s += mask.astype(s.dtype, copy=False)  # the mask broadcasts to the scores' shape (checked)
-        p = kernels.masked_softmax(s, keep, is_causal)  # (..., L, S), in s's buffer
+        s, keep = ScaledDotProductAttention.scores(q, k, mask, scale)
+        p, lse = kernels.masked_softmax(s, keep, is_causal)  # (..., L, S) in s's buffer, lse (..., L)
         drop = None
         if dropout_p > 0:  # the same draw as nn.functional.dropout: keep with probability 1 - p, scale by 1/(1 - p)
-            kept = get_rng().random(p.shape, dtype=np.float32) >= dropout_p
-            drop = kept * p.dtype.type(1 / (1 - dropout_p) if dropout_p < 1 else 0)  # (..., L, S)
-        ctx.q, ctx.k, ctx.v, ctx.p, ctx.drop, ctx.scale = q, k, v, p, drop, scale
-        ctx.mask_shape = None if mask is None else mask.shape
-        pd = p if drop is None else p * drop
-        return pd @ v  # (..., L, Ev)
+            drop = get_rng().random(p.shape, dtype=np.float32) >= dropout_p  # (..., L, S), bool
+            p *= p.dtype.type(1 / (1 - dropout_p) if dropout_p < 1 else 0) * drop
+        ctx.q, ctx.k, ctx.v, ctx.mask, ctx.is_causal, ctx.scale, ctx.lse = q, k, v, mask, is_causal, scale, lse
+        ctx.drop, ctx.dropout_p = drop, dropout_p
+        return p @ v  # (..., L, Ev)
 
     @staticmethod
     def backward(ctx, grad):
-        q, k, v, p, drop, scale = ctx.q, ctx.k, ctx.v, ctx.p, ctx.drop, ctx.scale
+        q, k, v, scale = ctx.q, ctx.k, ctx.v, ctx.scale
         need_q, need_k, need_v, need_mask = (ctx.needs_input_grad + (False,) * 4)[:4]
+        s, keep = ScaledDotProductAttention.scores(q, k, ctx.mask, scale)
+        p = kernels.softmax_from_lse(s, ctx.lse, keep, ctx.is_causal)  # P again, (..., L, S)
+        drop = None
+        if ctx.drop is not None:
+            drop = ctx.drop * p.dtype.type(1 / (1 - ctx.dropout_p) if ctx.dropout_p < 1 else 0)  # D, (..., L, S)
         pd = p if drop is None else p * drop
         dv = unbroadcast(np.swapaxes(pd, -1, -2) @ grad, v.shape) if need_v else None  # (..., S, Ev)
         if not (need_q or need_k or need_mask):
@@ -134,7 +147,7 @@ class ScaledDotProductAttention(Function):
         ds = kernels.masked_softmax_backward(dp, p)  # dS = P * (dP - rowsum(dP * P)), in dP's buffer
         dq = unbroadcast(ds @ (k * scale), q.shape) if need_q else None  # (..., L, E)
         dk = unbroadcast(np.swapaxes(ds, -1, -2) @ (q * scale), k.shape) if need_k else None  # (..., S, E)
-        dmask = unbroadcast(ds, ctx.mask_shape) if need_mask else None
+        dmask = unbroadcast(ds, ctx.mask.shape) if need_mask else None
         return dq, dk, dv, dmask
 
 

@@ -1,0 +1,155 @@
+"""Render the benchmark results as markdown tables and one bar chart.
+
+    .venv/bin/python benchmarks/report.py      # reads benchmarks/results/train*.json and kernels.json
+
+Writes benchmarks/results/RESULTS.md (the tables, each run's header first) and
+benchmarks/results/train.png (training step time and generation speed).
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+RESULTS = Path(__file__).parent / "results"
+IMPLS = ("numpy", "numba", "torch")
+LABELS = {"numpy": "tinytransformer NumPy", "numba": "tinytransformer Numba", "torch": "PyTorch"}
+
+
+def runs():
+    """{file stem: result} for every training-benchmark file, the main one first."""
+    files = sorted(RESULTS.glob("train*.json"), key=lambda p: (p.stem != "train", p.stem))
+    return {p.stem: json.loads(p.read_text()) for p in files}
+
+
+def header_lines(h):
+    blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']}, {b['num_threads']} threads)"
+                     for b in h.get("tinytransformer_blas") or [])
+    return [
+        f"- {h['date']}, {h['cpu']} ({h['cores']} cores, AVX-512: {h['avx512']}), {h['machine']}",
+        f"- load average before {', '.join(f'{x:.1f}' for x in h['load_average_before'])}; "
+        f"after {', '.join(f'{x:.1f}' for x in h.get('load_average_after', []))}",
+        f"- threads: {h['threads']} (BLAS and Numba: tinytransformer.kernels.set_num_threads; torch: {h['torch_threads']}); "
+        f"Numba threading layer {h['tinytransformer_threading_layer']}",
+        f"- Python {h['python']}, NumPy {h['numpy']}, Numba {h['tinytransformer_numba']}, torch {h['torch']} "
+        f"(BLAS: {h['torch_blas']}), tinytransformer {h['tinytransformer']}",
+        f"- NumPy's BLAS: {blas}",
+        f"- OPENBLAS_CORETYPE={h['OPENBLAS_CORETYPE']}, OPENBLAS_L2_SIZE={h['OPENBLAS_L2_SIZE']} during the run; "
+        f"in the caller's environment: {h['caller_environment']}; OMP_WAIT_POLICY={h['OMP_WAIT_POLICY']}, "
+        f"OPENBLAS_THREAD_TIMEOUT={h.get('OPENBLAS_THREAD_TIMEOUT')}; allocator tuned: {h['tinytransformer_allocator_tuned']}",
+    ]
+
+
+def step_table(all_runs):
+    rows = ["| run | config | NumPy ms | Numba ms | torch ms | Numba / torch | NumPy / torch |", "|---" * 7 + "|"]
+    for stem, r in all_runs.items():
+        for name, s in r.get("step", {}).items():
+            cell = lambda impl, s=s: f"{s[impl]['median_ms']:.1f} [{s[impl]['q1_ms']:.0f}-{s[impl]['q3_ms']:.0f}]"
+            rows.append(f"| {stem} ({r['header']['threads']} thr) | {name} | {cell('numpy')} | {cell('numba')} | "
+                        f"{cell('torch')} | {s['ratios']['numba/torch']:.2f} | {s['ratios']['numpy/torch']:.2f} |")
+    return rows
+
+
+def generation_table(all_runs):
+    rows = ["| run | config | new tokens | ours, KV cache (Numba) | ours, KV cache (NumPy) | ours, no cache | "
+            "torch, no cache | cache speed-up | ours cached / torch |", "|---" * 9 + "|"]
+    for stem, r in all_runs.items():
+        for name, g in r.get("generation", {}).items():
+            tps = lambda k, g=g: f"{g[k]['tokens_per_s']:.1f}"
+            rows.append(f"| {stem} | {name} | {g['new_tokens']} | {tps('numba_cache')} | {tps('numpy_cache')} | "
+                        f"{tps('numba_no_cache')} | {tps('torch_no_cache')} | {g['cache_speedup']:.1f}x | "
+                        f"{g['ours_cache_over_torch_no_cache']:.2f} |")
+    return rows
+
+
+def memory_table(all_runs):
+    rows = ["| run | config | " + " | ".join(f"{LABELS[i]} peak (step) MB" for i in IMPLS) + " |", "|---" * 5 + "|"]
+    for stem, r in all_runs.items():
+        for name, m in r.get("memory", {}).items():
+            rows.append(f"| {stem} | {name} | " + " | ".join(
+                f"{m[i]['peak_mb']:.0f} ({m[i]['step_mb']:.0f})" for i in IMPLS) + " |")
+    return rows
+
+
+def other_lines(all_runs):
+    lines = []
+    for stem, r in all_runs.items():
+        for name, a in r.get("allocator", {}).items():
+            lines.append(f"- {stem}, config {name}, Numba: glibc's default malloc {a['default']['median_ms']:.1f} ms per step, "
+                         f"{a['default']['page_faults_per_step']} page faults; tuned {a['tuned']['median_ms']:.1f} ms, "
+                         f"{a['tuned']['page_faults_per_step']} page faults")
+        if "startup" in r:
+            cold, cached = r["startup"]["cold"], r["startup"]["cached"]
+            lines.append(f"- {stem}, Numba compile (config A): first step of a process with an empty cache "
+                         f"{cold['first_step_s']:.1f} s; of the next process, loading the cache {cached['first_step_s']:.2f} s "
+                         f"(its second step {cached['second_step_s']:.2f} s)")
+    return lines
+
+
+def kernel_table():
+    path = RESULTS / "kernels.json"
+    if not path.exists():
+        return []
+    k = json.loads(path.read_text())
+    rows = [f"Per kernel, forward + backward ({k['info'].get('clock')} clock, {k['info'].get('numba_num_threads')} thread(s), "
+            f"median of {k['rounds']} interleaved rounds):", "",
+            "| kernel | config | shape | NumPy ms | Numba ms | torch ms | NumPy / Numba | Numba / torch |", "|---" * 8 + "|"]
+    for r in k["results"]:
+        rows.append(f"| {r['kernel']} | {r['config']} | {r['shape']} | {r['numpy_ms']:.2f} | {r['numba_ms']:.2f} | "
+                    f"{r['torch_ms']:.2f} | {r['numpy_over_numba']:.2f} | {r['numba_over_torch']:.2f} |")
+    return rows
+
+
+def plot(all_runs, path):
+    fig, (ax_step, ax_gen) = plt.subplots(1, 2, figsize=(12, 4.5))
+    bars = [(stem, name, s) for stem, r in all_runs.items() for name, s in r.get("step", {}).items()]
+    width = 0.8 / len(IMPLS)
+    for j, impl in enumerate(IMPLS):
+        ratios = [s[impl]["median_ms"] / s["torch"]["median_ms"] for _, _, s in bars]
+        errors = [[(s[impl]["median_ms"] - s[impl]["q1_ms"]) / s["torch"]["median_ms"] for _, _, s in bars],
+                  [(s[impl]["q3_ms"] - s[impl]["median_ms"]) / s["torch"]["median_ms"] for _, _, s in bars]]
+        ax_step.bar([i + j * width for i in range(len(bars))], ratios, width, yerr=errors, label=LABELS[impl], capsize=3)
+    ax_step.axhline(1.0, color="gray", lw=0.8)
+    ax_step.set_xticks([i + width for i in range(len(bars))])
+    ax_step.set_xticklabels([f"{name}, {all_runs[stem]['header']['threads']} thr" for stem, name, _ in bars])
+    ax_step.set_ylabel("training step time / PyTorch's (median, quartiles)")
+    ax_step.set_title("GPT training step (forward, backward, AdamW)")
+    ax_step.legend()
+    gens = [(stem, name, g) for stem, r in all_runs.items() for name, g in r.get("generation", {}).items()]
+    kinds = [("numba_cache", "ours, KV cache"), ("numba_no_cache", "ours, no cache"), ("torch_no_cache", "PyTorch, no cache")]
+    width = 0.8 / len(kinds)
+    for j, (key, label) in enumerate(kinds):
+        ax_gen.bar([i + j * width for i in range(len(gens))], [g[key]["tokens_per_s"] for _, _, g in gens], width, label=label)
+    ax_gen.set_yscale("log")
+    ax_gen.set_xticks([i + width for i in range(len(gens))])
+    ax_gen.set_xticklabels([f"{name}, {all_runs[stem]['header']['threads']} thr" for stem, name, _ in gens])
+    ax_gen.set_ylabel("tokens per second (log scale)")
+    ax_gen.set_title(f"Generation, {gens[0][2]['new_tokens'] if gens else '?'} new tokens, batch 1")
+    ax_gen.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    global RESULTS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", default=str(RESULTS), help="the folder of the result files")
+    RESULTS = Path(parser.parse_args().dir)
+    all_runs = runs()
+    lines = ["# Benchmark results", "", "Regenerate with `make bench` (see benchmarks/bench_train.py).", ""]
+    for stem, r in all_runs.items():
+        lines += [f"Run `{stem}`:", ""] + header_lines(r["header"]) + [""]
+    lines += ["## Training step (median ms [quartiles])", ""] + step_table(all_runs) + [""]
+    lines += ["## Generation (tokens per second)", ""] + generation_table(all_runs) + [""]
+    lines += ["## Peak resident memory of a training step", ""] + memory_table(all_runs) + [""]
+    lines += ["## Allocator and compile time", ""] + other_lines(all_runs) + [""]
+    lines += ["## Kernels", ""] + kernel_table() + [""]
+    (RESULTS / "RESULTS.md").write_text("\n".join(lines))
+    plot(all_runs, RESULTS / "train.png")
+    print("\n".join(lines))
+    print(f"wrote {RESULTS / 'RESULTS.md'} and {RESULTS / 'train.png'}")
+
+
+if __name__ == "__main__":
+    main()
