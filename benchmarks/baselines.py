@@ -17,6 +17,7 @@ import sklearn
 from tinytransformer.baselines import BagOfWordsClassifier, MostFrequentTagTagger
 from tinytransformer.data.tasks import load_sst2, load_wnut17
 from tinytransformer.metrics import classification_scores, entity_scores, token_accuracy
+from tinytransformer.training.checkpoint import atomic_write_text
 
 RESULTS = Path(__file__).parent / "results" / "baselines.json"
 
@@ -66,7 +67,7 @@ def main():
     print("(SST-2: accuracy, and P/R/F1 of the positive class; WNUT-17: token accuracy, and entity-level P/R/F1)")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     meta = {"python": platform.python_version(), "scikit-learn": sklearn.__version__}
-    RESULTS.write_text(json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
+    atomic_write_text(RESULTS, json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
     print(f"wrote {RESULTS}")
 
 

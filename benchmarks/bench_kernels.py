@@ -44,6 +44,7 @@ from tinytransformer.kernels import (  # noqa: E402
     set_num_threads,
     use_backend,
 )
+from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "kernels.json"
 CONFIGS = {"A": dict(B=12, T=64, C=128, H=4, V=65), "B": dict(B=16, T=256, C=384, H=6, V=65)}
@@ -193,7 +194,7 @@ def main():
                   f"{row['torch_ms']:9.2f} {row['numpy_over_numba']:11.2f} {row['numba_over_torch']:11.2f}", flush=True)
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": platform.platform(), "info": info, "rounds": args.rounds,
+    atomic_write_text(RESULTS, json.dumps({"machine": platform.platform(), "info": info, "rounds": args.rounds,
                                    "configs": CONFIGS, "results": rows}, indent=2) + "\n")
     print(f"wrote {RESULTS}")
 

@@ -47,6 +47,7 @@ import tinytransformer as tt  # noqa: E402
 from tinytransformer.generation import generate  # noqa: E402
 from tinytransformer.kernels import backend_info, set_num_threads, tune_allocator, use_backend  # noqa: E402
 from tinytransformer.models import GPT, GPTConfig  # noqa: E402
+from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = {
@@ -296,7 +297,7 @@ def main():
         print("startup", result["startup"], flush=True)
     result["header"]["load_average_after"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -35,6 +35,7 @@ from tinytransformer.inspect import bias_probe  # noqa: E402
 from tinytransformer.kernels import set_num_threads  # noqa: E402
 from tinytransformer.training.finetune import load_finetuned, predict_proba  # noqa: E402
 from tinytransformer.training.finetune_recipe import FinetuneRecipe, run_finetune  # noqa: E402
+from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 # SST-2 is lower-cased and tokenised (punctuation split off), so the templates are too.
@@ -118,7 +119,7 @@ def main():
     result["seconds"] = round(time.perf_counter() - start, 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bias_probe.json").write_text(json.dumps(result, indent=1))
+    atomic_write_text(out / "bias_probe.json", json.dumps(result, indent=1))
     plot(result, out / "bias_probe.png")
     print(f"wrote {out / 'bias_probe.json'} and {out / 'bias_probe.png'}")
 

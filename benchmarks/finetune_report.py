@@ -35,6 +35,7 @@ from tinytransformer.baselines import BagOfWordsClassifier, MostFrequentTagTagge
 from tinytransformer.data import fetch, load_sst2, load_wnut17
 from tinytransformer.data.tasks import WNUT17_FILES
 from tinytransformer.metrics import classification_scores, entity_scores
+from tinytransformer.training.checkpoint import atomic_write_text
 
 RESULTS = Path(__file__).parent / "results" / "finetune.json"
 VARIANTS = {  # the defaults, and the other side of "pretrain, then fine-tune"
@@ -104,7 +105,7 @@ def main():
                 print(f"{task} {name}: done", file=sys.stderr, flush=True)
             report[task] = entry
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text(json.dumps(report, indent=1) + "\n")
+            atomic_write_text(RESULTS, json.dumps(report, indent=1) + "\n")
     print(table(report))
     print(f"wrote {RESULTS}")
 

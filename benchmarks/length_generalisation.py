@@ -31,6 +31,7 @@ import numpy as np
 from tinytransformer.data.translation import sample_numbers
 from tinytransformer.kernels import set_num_threads
 from tinytransformer.training.translate import TranslateConfig, evaluate_translator, train_translator, translate
+from tinytransformer.training.checkpoint import atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"
 POSITIONALS = ("sinusoidal", "learned", "rotary")
@@ -98,7 +99,7 @@ def main():
         "machine": {"python": platform.python_version(), "numpy": np.__version__, "threads": 1},
         "positionals": results,
     }
-    (RESULTS / "length_generalisation.json").write_text(json.dumps(report, indent=1))
+    atomic_write_text(RESULTS / "length_generalisation.json", json.dumps(report, indent=1))
     plot(results, RESULTS / "length_generalisation.png")
     print("\n| positions | exact match < 100,000 | exact match 100,000-999,999 | BLEU 100,000-999,999 | "
           "last three digits right |")

@@ -30,6 +30,7 @@ from tinytransformer.kernels import set_num_threads  # noqa: E402
 from tinytransformer.models.gpt import GPT, GPTConfig  # noqa: E402
 from tinytransformer.random import manual_seed  # noqa: E402
 from tinytransformer.training import TrainConfig, Trainer  # noqa: E402
+from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = [(1, 2, 16), (2, 4, 32), (2, 4, 64), (4, 4, 64)]  # (n_layer, n_head, n_embd)
@@ -129,7 +130,7 @@ def main():
     result = {"data": args.data, "settings": vars(args), "runs": runs, "seconds": round(time.perf_counter() - start)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "memorization.json").write_text(json.dumps(result, indent=1))
+    atomic_write_text(out / "memorization.json", json.dumps(result, indent=1))
     plot(result, out / "memorization.png")
     print(f"wrote {out / 'memorization.json'} and {out / 'memorization.png'} in {result['seconds']} s")
 

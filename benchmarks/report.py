@@ -12,6 +12,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from tinytransformer.training.checkpoint import atomic_write_text
+
 RESULTS = Path(__file__).parent / "results"
 IMPLS = ("numpy", "numba", "torch")
 LABELS = {"numpy": "tinytransformer NumPy", "numba": "tinytransformer Numba", "torch": "PyTorch"}
@@ -145,7 +147,7 @@ def main():
     lines += ["## Peak resident memory of a training step", ""] + memory_table(all_runs) + [""]
     lines += ["## Allocator and compile time", ""] + other_lines(all_runs) + [""]
     lines += ["## Kernels", ""] + kernel_table() + [""]
-    (RESULTS / "RESULTS.md").write_text("\n".join(lines))
+    atomic_write_text(RESULTS / "RESULTS.md", "\n".join(lines))
     plot(all_runs, RESULTS / "train.png")
     print("\n".join(lines))
     print(f"wrote {RESULTS / 'RESULTS.md'} and {RESULTS / 'train.png'}")

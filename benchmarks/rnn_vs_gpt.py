@@ -37,6 +37,7 @@ from tinytransformer.kernels import set_num_threads
 from tinytransformer.models import GPT, RNNLM, GPTConfig, RNNLMConfig
 from tinytransformer.random import manual_seed
 from tinytransformer.training import TrainConfig, Trainer
+from tinytransformer.training.checkpoint import atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"
 BLOCK, BATCH, EVAL_BATCHES, SEED = 64, 16, 100, 1337
@@ -153,7 +154,7 @@ def main():
                     "processor": platform.processor() or platform.machine()},
         "models": results,
     }
-    (RESULTS / "rnn_vs_gpt.json").write_text(json.dumps(report, indent=1))
+    atomic_write_text(RESULTS / "rnn_vs_gpt.json", json.dumps(report, indent=1))
     plot(results, RESULTS / "rnn_vs_gpt.png", f"{args.data}, char level: same parameters, {args.seconds:.0f} CPU seconds each")
     print("\n| model | parameters | steps | tokens/s | val loss | loss at 1 / 8 / 64 chars of context |")
     print("|---|---|---|---|---|---|")

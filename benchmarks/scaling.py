@@ -42,6 +42,7 @@ from tinytransformer.kernels import set_num_threads  # noqa: E402
 from tinytransformer.models.gpt import GPT, GPTConfig  # noqa: E402
 from tinytransformer.random import manual_seed  # noqa: E402
 from tinytransformer.training import TrainConfig, Trainer  # noqa: E402
+from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = [  # (n_layer, n_head, n_embd): non-embedding parameters ~ 12 n_layer n_embd^2
@@ -159,7 +160,7 @@ def finish(result, out):
         "compute": fits(edge[:, 0], edge[:, 1]),
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scaling.json").write_text(json.dumps(result, indent=1))
+    atomic_write_text(out / "scaling.json", json.dumps(result, indent=1))
     plot(result, out / "scaling.png")
     for name, fit in result["fits"].items():
         pure, shifted = fit["power_law"], fit["with_offset"]

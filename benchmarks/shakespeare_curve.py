@@ -37,6 +37,7 @@ from tinytransformer.optim.lr_scheduler import cosine_with_warmup
 from tinytransformer.random import manual_seed
 from tinytransformer.reference.torch_gpt import TorchGPT
 from tinytransformer.training import TrainConfig, Trainer
+from tinytransformer.training.checkpoint import atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"
 FINAL_EVAL_ITERS = 200
@@ -183,7 +184,7 @@ def main():
         set_num_threads(1)  # NumPy's BLAS and Numba's loops on one thread too: a like-for-like race
         result = run(args.max_iters)
         RESULTS.mkdir(exist_ok=True)
-        path.write_text(json.dumps(result, indent=1))
+        atomic_write_text(path, json.dumps(result, indent=1))
     report(json.loads(path.read_text()))
 
 

@@ -56,6 +56,8 @@ def test_finetune_prints_epochs_and_saves_the_model_results_and_pretrained_body(
     assert set(results) >= {"dev", "test", "members_dev", "seconds"}
     pretrained = json.loads((classifier / "pretrained" / "meta.json").read_text())
     assert pretrained["tokenizer"] == meta["tokenizer"]  # one tokenizer for the body and the fine-tuned model
+    for split in ("dev", "test"):  # a confusion-matrix plot per scored split, a real PNG
+        assert (classifier / f"confusion_{split}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_finetune_log_has_a_line_per_epoch(tmp_path, capsys):

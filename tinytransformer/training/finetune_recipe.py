@@ -28,14 +28,16 @@ from pathlib import Path
 
 from ..data import load_task
 from ..data.tasks import TASKS as BUILT_IN
+from ..metrics import accuracy, plot_confusion_matrix
 from ..models.gpt import GPTConfig
 from ..models.heads import Ensemble
 from ..random import manual_seed
-from .checkpoint import save_checkpoint
+from .checkpoint import atomic_write_text, save_checkpoint
 from .finetune import (
     FinetuneConfig, build_head, describe_scores, encode_words, evaluate, finetune, pretrain_for_task,
-    pretraining_sentences, save_finetuned, task_tokenizer,
+    predict_proba, pretraining_sentences, save_finetuned, task_tokenizer,
 )
+from .plots import import_pyplot
 from .pretrain import load_pretrained
 
 TASKS = {"classify": "classification", "tag": "tagging"}
@@ -193,10 +195,25 @@ def run_finetune(recipe, out_dir=None, log=print) -> dict:
     if out_dir is not None:
         if recipe.ensemble > 1:
             save_finetuned(out_dir, model, tokenizer, data.labels, {"recipe": asdict(recipe)})
-        Path(out_dir, "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+        atomic_write_text(Path(out_dir, "results.json"), json.dumps(results, indent=1, default=float) + "\n")
+        if recipe.task == "classify":
+            for split in ("dev", "test"):
+                if getattr(data, split) is not None:
+                    log(f"confusion matrix ({split}): {save_confusion_matrix(model, tokenizer, data, split, out_dir)}")
     log(f"done in {results['seconds']['total']:.0f} s; saved to {out_dir}" if out_dir else "done")
     return results
 
+
+def save_confusion_matrix(model, tokenizer, data, split, out_dir) -> Path:
+    """``OUT/confusion_<split>.png``: the classifier's predictions on a split against the truth (needs matplotlib)."""
+    plt = import_pyplot()
+    texts, truth = getattr(data, split)
+    predicted = [data.labels[i] for i in predict_proba(model, tokenizer, texts).argmax(axis=1)]
+    path = Path(out_dir) / f"confusion_{split}.png"
+    fig = plot_confusion_matrix(truth, predicted, labels=list(data.labels),
+                                title=f"{split}: accuracy {accuracy(truth, predicted):.1%}", path=path)
+    plt.close(fig)
+    return path
 
 
 def read_texts(path=None, stream=None) -> list:
