@@ -19,7 +19,6 @@
 #    the operating system after every step cost a page fault each time they come back.
 
 # %%
-import contextlib
 import inspect
 import resource
 import time
@@ -33,7 +32,7 @@ from course import SHORT, figure_path, steps
 
 import tinytransformer as tt
 from tinytransformer import kernels
-from tinytransformer.autograd import Function
+from tinytransformer.autograd.profile import time_per_op
 from tinytransformer.autograd.tensor import topological_order
 from tinytransformer.kernels.gelu import gelu_forward_numba, gelu_forward_numpy
 from tinytransformer.models.gpt import GPT, GPTConfig
@@ -44,7 +43,8 @@ from tinytransformer.nn import functional as F
 #
 # The model is the benchmarks' configuration A: 4 layers of width 128, 4 heads, a
 # context of 64 characters, batches of 12. To see the time per op, we wrap every
-# `Function`'s `forward` and `backward` in a clock for the duration of a few steps.
+# `Function`'s `forward` and `backward` in a clock for the duration of a few steps
+# (`tinytransformer.autograd.profile.time_per_op`, a page of code).
 # (`python -m cProfile -s tottime train.py` gives the same picture per Python function.)
 
 # %%
@@ -66,38 +66,6 @@ def make_step(model):
         opt.step()
         return loss.item()
     return step
-
-
-def all_functions(cls=Function):
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from all_functions(sub)
-
-
-@contextlib.contextmanager
-def time_per_op(totals):
-    """Add the CPU seconds of every Function's forward and backward into totals["Name.forward"] etc."""
-    saved = []
-    for cls in set(all_functions()):
-        for method in ("forward", "backward"):
-            original = getattr(cls, method)  # a function, or a classmethod bound to cls
-
-            def timed(*args, _original=original, _key=f"{cls.__name__}.{method}", **kwargs):
-                start = time.process_time()
-                try:
-                    return _original(*args, **kwargs)
-                finally:
-                    totals[_key] = totals.get(_key, 0.0) + time.process_time() - start
-            saved.append((cls, method, cls.__dict__.get(method)))
-            setattr(cls, method, staticmethod(timed))
-    try:
-        yield totals
-    finally:
-        for cls, method, descriptor in saved:
-            if descriptor is None:
-                delattr(cls, method)
-            else:
-                setattr(cls, method, descriptor)
 
 
 tt.manual_seed(0)
