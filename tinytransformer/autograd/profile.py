@@ -34,20 +34,22 @@ def time_per_op(totals: dict, clock=time.process_time):
     The methods are restored when the block ends, even if it raises. Nested
     ops (a Function that calls another inside its forward) count in both.
     """
-    saved = []
-    for cls in set(all_functions()):
-        for method in ("forward", "backward"):
-            original = getattr(cls, method)  # the staticmethod's function, as bound on the class
+    classes = set(all_functions())
+    # Look up every original first, then wrap: once a base class is wrapped, getattr on a subclass that
+    # inherits the method would return the base's wrapper (timing the call under the base's name, and a
+    # classmethod bound to the base instead of the subclass).
+    originals = {(cls, method): getattr(cls, method) for cls in classes for method in ("forward", "backward")}
+    saved = [(cls, method, cls.__dict__.get(method)) for cls, method in originals]
+    for (cls, method), original in originals.items():
 
-            def timed(*args, _original=original, _key=f"{cls.__name__}.{method}", **kwargs):
-                start = clock()
-                try:
-                    return _original(*args, **kwargs)
-                finally:
-                    totals[_key] = totals.get(_key, 0.0) + clock() - start
+        def timed(*args, _original=original, _key=f"{cls.__name__}.{method}", **kwargs):
+            start = clock()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                totals[_key] = totals.get(_key, 0.0) + clock() - start
 
-            saved.append((cls, method, cls.__dict__.get(method)))
-            setattr(cls, method, staticmethod(timed))
+        setattr(cls, method, staticmethod(timed))
     try:
         yield totals
     finally:
