@@ -233,7 +233,8 @@ def describe_scores(scores) -> str:
     if "entity_f1" in scores:
         return (f"entity F1 {scores['f1']:.2%} (P {scores['precision']:.2%}, R {scores['recall']:.2%}), "
                 f"token accuracy {scores['token_accuracy']:.2%}")
-    return f"accuracy {scores['accuracy']:.2%}, macro F1 {scores['f1']:.2%}"
+    return (f"accuracy {scores['accuracy']:.2%}, macro F1 {scores['f1']:.2%} "
+            f"(P {scores['precision']:.2%}, R {scores['recall']:.2%})")
 
 
 # ------------------------------------------------------------- prediction
