@@ -1,18 +1,19 @@
 """Tiny Shakespeare, character level: our GPT against the same GPT in PyTorch, from identical weights.
 
-    TINYTRANSFORMER_DATA=/path/to/data python benchmarks/shakespeare_curve.py [--max-iters 2000]
+    TINYTRANSFORMER_DATA=/path/to/data python benchmarks/shakespeare_curve.py [--seeds 1 2 3]
+    ... --weight-decay 0.1 --grad-clip 1 --out benchmarks/results/shakespeare_nanogpt.json   # nanoGPT's exact settings
 
 nanoGPT's small CPU configuration (4 layers, 4 heads, width 128, block 64,
 batch 12, 2,000 iterations, lr 1e-3 with 100 warmup steps and a cosine down to
-1e-4, AdamW betas (0.9, 0.99) and weight decay 0.1, gradient clipping at 1.0,
-no dropout, and nanoGPT's default of no biases in the Linear and LayerNorm
-layers), which is also what ``tinytransformer train`` does by default. Both
+1e-4, AdamW betas (0.9, 0.99), no dropout, and nanoGPT's default of no biases
+in the Linear and LayerNorm layers), with ``tinytransformer train``'s defaults
+of no weight decay and no gradient clipping (nanoGPT: 0.1 and 1.0). Both
 models start from our initial weights (loaded by name into the PyTorch twin of
 ``tinytransformer.reference.torch_gpt``), see the same batches in the same
 order, and use the same optimiser and schedule, so their loss curves should lie
 on top of each other: any gap is float32 rounding, or a bug.
 
-Writes benchmarks/results/shakespeare_curve.json and .png, and prints the final
+Writes benchmarks/results/shakespeare_curve.json and .png (or --out), and prints the final
 validation losses (on 200 fixed batches), the wall and CPU times and the
 largest gap between the two curves; ``--report`` redraws the plot from the JSON.
 Both run on one thread (``tt.kernels.set_num_threads(1)`` for BLAS and Numba,
@@ -91,7 +92,8 @@ def train_torch(model, train_ids, val_ids, block_size, config):
         x, y = random_windows(train_ids, block_size, config.batch_size, rng)
         _, loss = model(torch.from_numpy(x), torch.from_numpy(y))
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         schedule.step()
@@ -102,15 +104,33 @@ def train_torch(model, train_ids, val_ids, block_size, config):
     return history
 
 
-def run(max_iters):
-    """Train both models; returns the result record (see ``report``)."""
+def setup(max_iters, weight_decay, grad_clip, seed):
+    """The corpus split, the model config and the training config of one run."""
     text = load_corpus("shakespeare")
     tokenizer = CharTokenizer.train(text)
     train_ids, val_ids = train_val_split(np.asarray(tokenizer.encode(text)), 0.1)
     model_config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=128,
                              bias=False)
-    config = TrainConfig(max_iters=max_iters, batch_size=12, lr=1e-3, warmup_iters=100, weight_decay=0.1,
-                         betas=(0.9, 0.99), grad_clip=1.0, eval_interval=250, eval_iters=20, seed=1337)
+    config = TrainConfig(max_iters=max_iters, batch_size=12, lr=1e-3, warmup_iters=100, weight_decay=weight_decay,
+                         betas=(0.9, 0.99), grad_clip=grad_clip, eval_interval=250, eval_iters=20, seed=seed)
+    return tokenizer, train_ids, val_ids, model_config, config
+
+
+def ours_only(max_iters, weight_decay, grad_clip, seed):
+    """Our half alone, for another seed: the final validation loss (200 fixed batches) and CPU seconds."""
+    tokenizer, train_ids, val_ids, model_config, config = setup(max_iters, weight_decay, grad_clip, seed)
+    manual_seed(seed)
+    model = GPT(model_config)
+    start_cpu = time.process_time()
+    Trainer(model, train_ids, val_ids, config, tokenizer=tokenizer).train(progress=False)
+    final = ours_loss(model, eval_batches(val_ids, model_config.block_size, config, FINAL_EVAL_ITERS))
+    print(f"seed {seed}: validation loss {final:.4f}", flush=True)
+    return {"final_val_loss": final, "cpu_seconds": round(time.process_time() - start_cpu, 1)}
+
+
+def run(max_iters, weight_decay, grad_clip, seed=1337):
+    """Train both models; returns the result record (see ``report``)."""
+    tokenizer, train_ids, val_ids, model_config, config = setup(max_iters, weight_decay, grad_clip, seed)
     manual_seed(config.seed)
     ours = GPT(model_config)
     twin = TorchGPT.from_config(model_config).load_numpy_state(ours.state_dict())
@@ -137,7 +157,7 @@ def run(max_iters):
     }
 
 
-def report(result):
+def report(result, png):
     """Print the summary and draw the two curves and their difference to shakespeare_curve.png."""
     import matplotlib
 
@@ -163,7 +183,7 @@ def report(result):
                title=f"The same batch's loss: bit-identical on {np.mean(step_gap == 0):.0%} of the steps")
     ax_gap.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(RESULTS / "shakespeare_curve.png", dpi=110)
+    fig.savefig(png, dpi=110)
     print(f"final validation loss ({result['final_eval_batches']} fixed batches): "
           f"tinytransformer {ours['final_val_loss']:.4f}, PyTorch {theirs['final_val_loss']:.4f}")
     for name, record in (("tinytransformer", ours), ("PyTorch", theirs)):
@@ -171,21 +191,35 @@ def report(result):
               "(wall > CPU when other jobs share the cores)")
     print(f"largest gap: {step_gap.max():.2e} between the training losses of one step (identical on "
           f"{np.mean(step_gap == 0):.0%} of the steps), {val_gap:.2e} between the validation losses")
+    if result.get("seeds"):
+        losses = [ours["final_val_loss"]] + [r["final_val_loss"] for r in result["seeds"].values()]
+        seeds = [result["config"]["seed"], *result["seeds"]]
+        print(f"tinytransformer over seeds {', '.join(map(str, seeds))}: "
+              f"{', '.join(f'{x:.4f}' for x in losses)}; mean {np.mean(losses):.4f}, sd {np.std(losses, ddof=1):.4f}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-iters", type=int, default=2000, help="steps (default 2000)")
+    parser.add_argument("--weight-decay", type=float, default=0.0,
+                        help="AdamW's weight decay (default 0, as `tinytransformer train`; nanoGPT: 0.1)")
+    parser.add_argument("--grad-clip", type=float, default=0.0,
+                        help="gradient-norm clipping, 0 for none (default 0, as `tinytransformer train`; nanoGPT: 1.0)")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[],
+                        help="more seeds to train (our model only) after the seed-1337 race, for the spread")
+    parser.add_argument("--out", default=str(RESULTS / "shakespeare_curve.json"), help="the JSON (the PNG beside it)")
     parser.add_argument("--report", action="store_true", help="only redraw the plot and summary from the JSON")
     args = parser.parse_args()
-    path = RESULTS / "shakespeare_curve.json"
+    path = Path(args.out)
     if not args.report:
         torch.set_num_threads(1)
         set_num_threads(1)  # NumPy's BLAS and Numba's loops on one thread too: a like-for-like race
-        result = run(args.max_iters)
+        result = run(args.max_iters, args.weight_decay, args.grad_clip)
+        result["seeds"] = {seed: ours_only(args.max_iters, args.weight_decay, args.grad_clip, seed)
+                           for seed in args.seeds}
         RESULTS.mkdir(exist_ok=True)
         atomic_write_text(path, json.dumps(result, indent=1))
-    report(json.loads(path.read_text()))
+    report(json.loads(path.read_text()), path.with_suffix(".png"))
 
 
 if __name__ == "__main__":

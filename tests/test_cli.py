@@ -36,6 +36,19 @@ def test_train_writes_a_checkpoint_and_the_loss_plot(trained):
     assert (trained / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_regularisers_default_off_for_a_gpt_and_nanogpts_for_recurrent_models(trained, tmp_path):
+    """A GPT trains without weight decay and clipping unless asked (README "Train a GPT"); rnn/lstm keep 0.1 and 1.0."""
+    saved = json.loads((trained / "meta.json").read_text())["train_config"]
+    assert saved["weight_decay"] == 0.0 and saved["grad_clip"] == 0.0
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("to be or not to be, that is the question. " * 30, encoding="utf-8")
+    for flags, expected in ((["--model", "lstm"], (0.1, 1.0)), (["--weight-decay", "0.2", "--grad-clip", "0.5"], (0.2, 0.5))):
+        out = tmp_path / "-".join(flags)
+        assert main(["train", "--data", str(corpus), *TINY, *flags, "--max-iters", "1", "--out", str(out)]) == 0
+        saved = json.loads((out / "meta.json").read_text())["train_config"]
+        assert (saved["weight_decay"], saved["grad_clip"]) == expected
+
+
 def test_resume_continues_the_saved_run(trained, tmp_path, capsys):
     resumed = tmp_path / "resumed"
     resumed.mkdir()
