@@ -46,6 +46,7 @@ def exp(t, exact):
     """e^t for t <= 0 (all that softmax and the normal density need); 0 below -104."""
     if exact:
         return math.exp(t)
+    t = float(t)  # float64 arithmetic, compiled or not (as plain Python, NumPy 2 keeps a float32 float32)
     r = max(t, -104.0) * (1.0 / 1024.0)
     e = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720))))))
     for _ in range(10):
@@ -58,7 +59,7 @@ def erf(z, exact):
     """The error function 2/sqrt(pi) * integral from 0 to z of e^(-s^2) ds."""
     if exact:
         return math.erf(z)
-    z = min(max(z, -4.0), 4.0)
+    z = min(max(float(z), -4.0), 4.0)  # float64, as in exp
     u = z * z
     p = P0 + u * (P1 + u * (P2 + u * (P3 + u * (P4 + u * (P5 + u * P6)))))
     return z * p / (Q0 + u * (Q1 + u * (Q2 + u * (Q3 + u * Q4))))
