@@ -192,8 +192,9 @@ def report(result, png):
     print(f"largest gap: {step_gap.max():.2e} between the training losses of one step (identical on "
           f"{np.mean(step_gap == 0):.0%} of the steps), {val_gap:.2e} between the validation losses")
     if result.get("seeds"):
-        losses = [ours["final_val_loss"]] + [r["final_val_loss"] for r in result["seeds"].values()]
-        seeds = [result["config"]["seed"], *result["seeds"]]
+        extra = sorted(result["seeds"].items(), key=lambda kv: int(kv[0]))
+        losses = [ours["final_val_loss"]] + [r["final_val_loss"] for _, r in extra]
+        seeds = [result["config"]["seed"], *(seed for seed, _ in extra)]
         print(f"tinytransformer over seeds {', '.join(map(str, seeds))}: "
               f"{', '.join(f'{x:.4f}' for x in losses)}; mean {np.mean(losses):.4f}, sd {np.std(losses, ddof=1):.4f}")
 

@@ -228,8 +228,11 @@ fig.savefig(figure_path("10_attention_memory.png"), dpi=110)
 # %% [markdown]
 # Yet the training step uses the plain form (BLAS products with a fused, in-place
 # softmax between them): on 2 cores, BLAS's matrix products beat hand-written tile
-# loops, and at a context of 256 the (T, T) matrix is small. Flash attention pays
-# when T is long enough that the matrix no longer fits in memory.
+# loops, and at a context of 256 the (T, T) matrix is small. It borrows one idea from
+# flash attention: the forward keeps only `lse` per query, not the probabilities, and
+# the backward recomputes them from Q and K (one more matrix product, `F.scaled_dot_product_attention`
+# in `nn/attention.py`), so no (T, T) matrix per layer waits in memory for the backward.
+# Flash attention pays fully when T is long enough that even one such matrix does not fit.
 #
 # ## 5 · Page faults: memory that goes back and comes back
 #

@@ -151,7 +151,8 @@ def masked_softmax_backward_numba(grad_probs, probs, scale):
     return grad_probs
 
 
-def _broadcasts_to(shape, target):
+def broadcasts_to(shape, target) -> bool:
+    """True when an array of ``shape`` broadcasts to exactly ``target`` (the mask checks of attention)."""
     try:
         return np.broadcast_shapes(shape, target) == tuple(target)
     except ValueError:
@@ -171,7 +172,7 @@ def _softmax_mask(name, scores, attn_mask):
     if mask.dtype != np.bool_:
         raise TypeError(f"{name}: attn_mask must be boolean (True = may attend), got {mask.dtype}")
     mask = mask.reshape((1,) * max(0, 2 - mask.ndim) + mask.shape)
-    if not _broadcasts_to(mask.shape, scores.shape):
+    if not broadcasts_to(mask.shape, scores.shape):
         raise ValueError(f"{name}: attn_mask of shape {mask.shape} does not broadcast to scores {scores.shape}")
     return mask
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function, Tensor, unbroadcast
+from ..kernels.attention_softmax import broadcasts_to
 from ..random import get_rng
 from .dropout import Dropout, dropout
 from .linear import Linear
@@ -41,14 +42,6 @@ def causal_mask(n_queries, n_keys=None):
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
-
-
-def _broadcasts_to(shape, target):
-    """True when an array of ``shape`` broadcasts to exactly ``target``."""
-    try:
-        return np.broadcast_shapes(shape, target) == target
-    except ValueError:
-        return False
 
 
 def _check_attention(name, query, key, value, attn_mask, is_causal, dropout_p):
@@ -71,7 +64,7 @@ def _check_attention(name, query, key, value, attn_mask, is_causal, dropout_p):
         mask = np.asarray(_raw(attn_mask))
         if mask.dtype != np.bool_ and mask.dtype.kind != "f":
             raise TypeError(f"{name}: attn_mask must be boolean (True = take part) or float (added), got {mask.dtype}")
-        if not _broadcasts_to(mask.shape, scores):
+        if not broadcasts_to(mask.shape, scores):
             raise ValueError(
                 f"{name}: attn_mask of shape {mask.shape} does not broadcast to the scores' shape "
                 f"(..., L, S) = {scores}"
@@ -328,7 +321,7 @@ class AdditiveAttention(Module):
         scores_shape = batch + (query.shape[-2], key.shape[-2])  # (..., L, S)
         if mask is not None:
             mask = np.asarray(_raw(mask))
-            if mask.dtype != np.bool_ or not _broadcasts_to(mask.shape, scores_shape):
+            if mask.dtype != np.bool_ or not broadcasts_to(mask.shape, scores_shape):
                 raise ValueError(
                     f"AdditiveAttention: mask must be boolean and broadcast to (..., L, S) = {scores_shape}, "
                     f"got {mask.dtype} {mask.shape}"
