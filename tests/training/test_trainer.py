@@ -7,7 +7,8 @@ import pytest
 
 import tinytransformer as tt
 from tinytransformer.models.gpt import GPT, GPTConfig
-from tinytransformer.training import Progress, TrainConfig, Trainer, prepare_pretraining, resume_pretraining
+from tinytransformer.tasks.language_model import prepare_pretraining, resume_pretraining
+from tinytransformer.training import Progress, TrainConfig, Trainer
 
 TEXT = "the quick brown fox jumps over the lazy dog; " * 40
 TINY = dict(n_layer=1, n_head=2, n_embd=16, block_size=8)

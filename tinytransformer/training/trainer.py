@@ -1,19 +1,25 @@
-"""The training loop of a language model: one straight line per step, and everything around it.
+"""The training loop: the one every task in the library runs, one straight line per step.
 
 One optimisation step (``Trainer.train_step``):
 
     for each of grad_accum micro-batches:
-        x, y   = random_windows(train tokens)            (B, T) inputs, (B, T) next tokens
-        loss   = cross_entropy(model(x), y)               mean over the B*T predictions
+        batch = source.next_batch(rng)                    e.g. (B, T) inputs and (B, T) next tokens
+        loss  = loss_fn(model, batch)                      by default model(*batch)[1]
         (loss / grad_accum).backward()                    gradients add up over micro-batches
     clip_grad_norm_(params, grad_clip)                    one bad batch cannot throw the weights far
     optimizer.step(); optimizer.zero_grad()               AdamW, decay on matrices only
-    scheduler.step()                                      linear warmup, then cosine down to lr/10
+    scheduler.step()                                      linear warmup, then cosine down
 
-Around it: the validation loss every ``eval_interval`` steps (on the same
-fixed batches each time, so the curve is not noisier than the model), a
-progress bar with the loss and tokens per second, a checkpoint and the loss
-curve PNG at each evaluation.
+Around it (``Trainer.train``): an evaluation every ``eval_interval`` steps
+and after the last one, a progress bar, and, with ``out_dir``, a checkpoint
+and the loss curve at each evaluation. Pretraining a GPT, fine-tuning a head,
+pretraining a body on a task's sentences and training a translator are all
+this loop with their own data, loss and evaluation (``tinytransformer.tasks``).
+
+Language modelling is the default: given 1-D arrays of token ids, the data are
+random windows of them and the evaluation is the mean loss on fixed batches of
+the training and validation tokens, the same batches at every evaluation, so
+the curve is not noisier than the model.
 
 Exact resumption. A checkpoint holds every input of the steps still to come:
 the weights, AdamW's moments and step counts, the schedule's position, the
@@ -29,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..autograd import no_grad
-from ..data import random_windows
+from ..data.batching import TokenWindows
 from ..optim import AdamW, clip_grad_norm_
 from ..optim.lr_scheduler import WarmupCosineLR
 from ..random import get_rng_state, set_rng_state
@@ -39,8 +45,11 @@ from .progress import Progress
 
 @dataclass
 class TrainConfig:
-    """How to train; the defaults are nanoGPT's for its small character-level Shakespeare run.
+    """How the loop trains: steps, batches, AdamW and its schedule, clipping, evaluation.
 
+    These defaults are the loop's own, nanoGPT's recipe for its small
+    character-level Shakespeare run; each task (``tinytransformer.tasks``) keeps
+    its own defaults in its config and passes every value here.
     ``lr_decay_iters`` (default: ``max_iters``) is where the cosine reaches
     ``min_lr_ratio * lr``; later steps keep that floor. ``warmup_iters`` is cut to
     ``lr_decay_iters`` for runs shorter than the warmup. ``grad_clip=0`` turns
@@ -80,42 +89,74 @@ class TrainConfig:
         return asdict(self)
 
 
-class Trainer:
-    """Train ``model`` (a GPT, or anything with ``config.block_size``, ``optimizer_groups``
-    and ``model(x, y) -> (logits, loss)``) on a stream of token ids.
+def default_loss(model, batch):
+    """The loss of a model that takes its targets last and returns ``(output, loss)``: ``model(*batch)[1]``."""
+    return model(*batch)[1]
 
-    ``train_tokens`` and ``val_tokens`` are 1-D arrays of ids. ``tokenizer`` and
-    ``meta`` (a JSON-able dict, e.g. the corpus name) only travel into the
-    checkpoints. With ``out_dir`` set, every evaluation writes a checkpoint and
-    ``loss.png`` there.
+
+class Trainer:
+    """Train ``model`` with the loop above.
+
+    ``train_data`` is a batch source (anything with ``next_batch(rng)``, see
+    ``tinytransformer.data.batching``) or a 1-D array of token ids, which
+    becomes random windows of ``model.config.block_size`` tokens. ``val_data``
+    likewise (only token ids are evaluated by default). ``loss_fn(model, batch)``
+    gives the loss (default ``model(*batch)[1]``). ``param_groups`` are the
+    optimizer's groups (default ``model.optimizer_groups(weight_decay)``: decay
+    on matrices only). ``evaluate(trainer) -> dict`` replaces the default
+    evaluation (the loss on fixed batches of the training and validation tokens);
+    ``evaluate_first`` evaluates before the first step of a fresh run. Without
+    ``val_data`` or ``evaluate`` there is no evaluation.
+
+    ``tokenizer`` and ``meta`` (a JSON-able dict, e.g. the corpus name) only
+    travel into the checkpoints. With ``out_dir`` set, every evaluation writes a
+    checkpoint and ``loss.png`` there.
     """
 
-    def __init__(self, model, train_tokens, val_tokens, config=None, tokenizer=None, out_dir=None, meta=None):
+    def __init__(self, model, train_data, val_data=None, config=None, tokenizer=None, out_dir=None, meta=None, *,
+                 loss_fn=default_loss, param_groups=None, evaluate=None, evaluate_first=True):
         self.model = model
         self.config = config = config if config is not None else TrainConfig()
-        self.train_tokens = np.asarray(train_tokens)
-        self.val_tokens = np.asarray(val_tokens)
-        self.block_size = model.config.block_size
-        for name, tokens in (("training", self.train_tokens), ("validation", self.val_tokens)):
-            if len(tokens) <= self.block_size:
-                raise ValueError(
-                    f"Trainer: the {name} split has {len(tokens)} tokens, but a batch needs more than "
-                    f"block_size={self.block_size}; use a longer text or a smaller block size"
-                )
+        self.train_data, self.val_data = self._source(train_data, "training"), self._source(val_data, "validation")
+        self.loss_fn, self.custom_evaluate, self.evaluate_first = loss_fn, evaluate, evaluate_first
+        self.evaluates = evaluate is not None or self.val_data is not None  # nothing to evaluate: no evaluations
         self.tokenizer = tokenizer
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.meta = dict(meta or {})
-        self.optimizer = AdamW(
-            model.optimizer_groups(config.weight_decay), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-        )
+        groups = param_groups if param_groups is not None else model.optimizer_groups(config.weight_decay)
+        self.optimizer = AdamW(groups, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
         self.scheduler = WarmupCosineLR(self.optimizer, config.warmup_iters, config.lr_decay_iters, config.min_lr_ratio)
-        self.batch_rng = np.random.default_rng(config.seed)  # draws the training windows
+        self.batch_rng = np.random.default_rng(config.seed)  # draws the training batches
         self.step = 0
         self.history = {"step": [], "train_loss": [], "lr": [], "eval_step": [], "eval_train_loss": [], "val_loss": []}
+        self.bar = None
+
+    def _source(self, data, name):
+        """A batch source; token ids become random windows (checked to be longer than one window)."""
+        if data is None or hasattr(data, "next_batch"):
+            return data
+        block_size = self.model.config.block_size
+        tokens = np.asarray(data)
+        if len(tokens) <= block_size:
+            raise ValueError(
+                f"Trainer: the {name} split has {len(tokens)} tokens, but a batch needs more than "
+                f"block_size={block_size}; use a longer text or a smaller block size"
+            )
+        return TokenWindows(tokens, block_size, self.config.batch_size)
+
+    @property
+    def train_tokens(self):
+        return self.train_data.tokens
+
+    @property
+    def val_tokens(self):
+        return self.val_data.tokens
 
     @property
     def tokens_per_step(self):
-        return self.config.batch_size * self.block_size * self.config.grad_accum
+        """Tokens one step reads (language modelling), or None for other data."""
+        per_batch = getattr(self.train_data, "tokens_per_batch", None)
+        return None if per_batch is None else per_batch * self.config.grad_accum
 
     def train_step(self) -> float:
         """One optimisation step (see the module docstring); returns the mean loss of its micro-batches."""
@@ -124,12 +165,11 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         total = 0.0
         for _ in range(c.grad_accum):
-            x, y = random_windows(self.train_tokens, self.block_size, c.batch_size, self.batch_rng)  # (B, T) each
-            _, loss = self.model(x, y)
-            (loss / c.grad_accum).backward()
+            loss = self.loss_fn(self.model, self.train_data.next_batch(self.batch_rng))
+            (loss / c.grad_accum if c.grad_accum > 1 else loss).backward()
             total += loss.item()
         if c.grad_clip > 0:
-            clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], c.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad()
         self.scheduler.step()
@@ -140,64 +180,90 @@ class Trainer:
         self.history["lr"].append(lr)
         return loss
 
-    def estimate_loss(self, tokens) -> float:
-        """Mean loss over ``eval_iters`` batches of ``tokens``, always the same ones, without dropout.
+    # ------------------------------------------------------------ evaluation
+    def estimate_loss(self, source) -> float:
+        """Mean loss over ``eval_iters`` batches of ``source`` (token ids or a source), always the same ones,
+        without dropout.
 
         The batches come from their own generator, seeded afresh on each call,
         so evaluating never changes what training draws next.
         """
+        source = self._source(source, "evaluation")
         rng = np.random.default_rng([self.config.seed, 1])
         was_training = self.model.training
         self.model.eval()
         losses = []
         with no_grad():
             for _ in range(self.config.eval_iters):
-                x, y = random_windows(tokens, self.block_size, self.config.batch_size, rng)
-                losses.append(self.model(x, y)[1].item())
+                losses.append(self.loss_fn(self.model, source.next_batch(rng)).item())
         self.model.train(was_training)
         return float(np.mean(losses))
 
     def evaluate(self) -> dict:
-        """Training and validation loss now; appended to the history."""
-        losses = {"train": self.estimate_loss(self.train_tokens), "val": self.estimate_loss(self.val_tokens)}
+        """Evaluate now and append to the history: by default the training and validation loss
+        (``{"train": ..., "val": ...}``), else what the ``evaluate`` callable returns."""
         self.history["eval_step"].append(self.step)
+        if self.custom_evaluate is not None:
+            scores = self.custom_evaluate(self)
+            self.history.setdefault("eval", []).append(scores)
+            return scores
+        losses = {"train": self.estimate_loss(self.train_data), "val": self.estimate_loss(self.val_data)}
         self.history["eval_train_loss"].append(losses["train"])
         self.history["val_loss"].append(losses["val"])
         return losses
 
-    def train(self, progress=True, on_eval=None) -> dict:
-        """Train until ``config.max_iters`` steps (counting steps done before a resume).
+    def log(self, text):
+        """Print a line without breaking the progress bar."""
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
 
-        Evaluates before the first step of a fresh run, every ``eval_interval``
-        steps and after the last one; each evaluation calls ``on_eval(trainer,
-        losses)`` if given and, with ``out_dir``, saves a checkpoint and the loss
-        plot. Shows a progress bar (tqdm if installed) unless ``progress=False``.
-        Returns the history.
+    # ------------------------------------------------------------- the loop
+    def train(self, progress=True, on_eval=None, max_seconds=None, desc="train") -> dict:
+        """Train until ``config.max_iters`` steps (counting steps done before a resume), or until
+        ``max_seconds`` of training have passed.
+
+        Evaluates before the first step of a fresh run (unless ``evaluate_first``
+        is off), every ``eval_interval`` steps and after the last one; each
+        evaluation calls ``on_eval(trainer, scores)`` if given and, with
+        ``out_dir``, saves a checkpoint and the loss plot. Shows a progress bar
+        (tqdm if installed) unless ``progress=False``. Returns the history.
         """
         c = self.config
-        bar = Progress(c.max_iters, initial=self.step, enabled=progress)
-        if self.step == 0:
-            self._after_eval(self.evaluate(), bar, on_eval)
+        self.bar = Progress(c.max_iters, initial=self.step, enabled=progress, desc=desc)
         seconds, done = 0.0, 0  # time in training steps only, evaluations left out
         try:
+            if self.step == 0 and self.evaluate_first and self.evaluates:
+                self._after_eval(self.evaluate(), on_eval)
             while self.step < c.max_iters:
                 started = time.perf_counter()
                 loss = self.train_step()
                 seconds, done = seconds + time.perf_counter() - started, done + 1
-                bar.update(loss=f"{loss:.4f}", tok_s=f"{done * self.tokens_per_step / seconds:,.0f}")
-                if self.step % c.eval_interval == 0 or self.step == c.max_iters:
-                    self._after_eval(self.evaluate(), bar, on_eval)
+                shown = {"loss": f"{loss:.4f}"}
+                if self.tokens_per_step is not None:
+                    shown["tok_s"] = f"{done * self.tokens_per_step / seconds:,.0f}"
+                self.bar.update(**shown)
+                out_of_time = max_seconds is not None and seconds > max_seconds
+                due = self.step % c.eval_interval == 0 or self.step == c.max_iters or out_of_time
+                if due and self.evaluates:
+                    self._after_eval(self.evaluate(), on_eval)
+                if out_of_time:
+                    break
         finally:
-            bar.close()
+            self.bar.close()
+            self.bar = None
+        self.history["seconds"] = seconds
         return self.history
 
-    def _after_eval(self, losses, bar, on_eval):
-        bar.write(f"step {self.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+    def _after_eval(self, scores, on_eval):
+        if self.custom_evaluate is None:
+            self.log(f"step {self.step}: train loss {scores['train']:.4f}, val loss {scores['val']:.4f}")
         if self.out_dir is not None:
             self.save(self.out_dir)
             self.plot(self.out_dir / "loss.png")
         if on_eval is not None:
-            on_eval(self, losses)
+            on_eval(self, scores)
 
     def plot(self, path):
         """The loss curves as a PNG at ``path`` (needs matplotlib)."""
@@ -216,7 +282,7 @@ class Trainer:
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer is not None else None,
             "rng": {"batches": self.batch_rng.bit_generator.state, "library": get_rng_state()},
             "scheduler": self.scheduler.state_dict(),
-            "history": self.history,
+            "history": {k: v for k, v in self.history.items() if k != "seconds"},
         }
         save_checkpoint(folder, self.model.state_dict(), self.optimizer.state_dict(), meta)
 
