@@ -17,7 +17,7 @@ width 384, block 256, batch 16. Sections:
   process (VmHWM reset after a warm-up step through /proc/self/clear_refs).
 - startup: Numba's compile time: a first process with an empty cache, then a second one.
 - allocator: page faults and step time with glibc's default thresholds and with
-  tinytransformer.kernels.tune_allocator(), in separate processes.
+  tinytransformer.tune_allocator(), in separate processes.
 
 Every result file starts with the machine, load average, threads, library versions and the BLAS
 kernel in use. benchmarks/report.py renders the tables and the plot.
@@ -45,7 +45,8 @@ import numpy as np  # noqa: E402
 
 import tinytransformer as tt  # noqa: E402
 from tinytransformer.generation import generate  # noqa: E402
-from tinytransformer.kernels import backend_info, set_num_threads, tune_allocator, use_backend  # noqa: E402
+from tinytransformer.allocator import allocator_tuned, tune_allocator  # noqa: E402
+from tinytransformer.kernels import backend_info, set_num_threads, use_backend  # noqa: E402
 from tinytransformer.models import GPT, GPTConfig  # noqa: E402
 from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 
@@ -252,7 +253,7 @@ def header():
         "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"), "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
         "caller_environment": os.environ.get("TT_BENCH_CALLER_ENV", "(not run through make bench)"),
-        **{f"tinytransformer_{k}": v for k, v in info.items()},
+        **{f"tinytransformer_{k}": v for k, v in info.items()}, "tinytransformer_allocator_tuned": allocator_tuned(),
     }
 
 

@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 from tinytransformer.data import load_sst2  # noqa: E402
 from tinytransformer.inspect import bias_probe  # noqa: E402
 from tinytransformer.kernels import set_num_threads  # noqa: E402
-from tinytransformer.training.finetune import load_finetuned, predict_proba  # noqa: E402
-from tinytransformer.training.finetune_recipe import FinetuneRecipe, run_finetune  # noqa: E402
+from tinytransformer.tasks.finetune import FinetuneRecipe, run_finetune  # noqa: E402
+from tinytransformer.tasks.finetuned import load_finetuned, predict_proba  # noqa: E402
 from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

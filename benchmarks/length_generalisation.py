@@ -30,7 +30,7 @@ import numpy as np
 
 from tinytransformer.data.translation import sample_numbers
 from tinytransformer.kernels import set_num_threads
-from tinytransformer.training.translate import TranslateConfig, evaluate_translator, train_translator, translate
+from tinytransformer.tasks.translation import TranslateConfig, evaluate_translator, train_translator, translate
 from tinytransformer.training.checkpoint import atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"

@@ -20,13 +20,14 @@ from course import SHORT, figure_path, steps
 
 import tinytransformer as tt
 from tinytransformer.data import WordTokenizer, data_dir, load_sst2, split_train_dev
+from tinytransformer.data.batching import length_batches, pad
+from tinytransformer.data.encoding import encode_texts, pretraining_sentences
 from tinytransformer.inspect import attention_maps
 from tinytransformer.models import GPT, GPTConfig, SequenceClassifier
 from tinytransformer.nn import functional as F
 from tinytransformer.optim import Adam, clip_grad_norm_
-from tinytransformer.training.finetune import (
-    encode_texts, length_batches, pad, predict_proba, pretrain_for_task, pretraining_sentences,
-)
+from tinytransformer.tasks.finetune import pretrain_for_task
+from tinytransformer.tasks.finetuned import predict_proba
 
 # %% [markdown]
 # ## The data

@@ -21,13 +21,13 @@ from course import SHORT, figure_path, steps
 import tinytransformer as tt
 from tinytransformer.baselines import MostFrequentTagTagger
 from tinytransformer.data import data_dir, load_wnut17
+from tinytransformer.data.batching import length_batches, pad
+from tinytransformer.data.encoding import IGNORE_INDEX, encode_tagged, pretraining_sentences, task_tokenizer
 from tinytransformer.metrics import bio_entities, entity_scores, token_accuracy
 from tinytransformer.models import GPTConfig, TokenClassifier
-from tinytransformer.models.heads import IGNORE_INDEX
 from tinytransformer.optim import AdamW, clip_grad_norm_
-from tinytransformer.training.finetune import (
-    encode_tagged, length_batches, pad, predict_tags, pretrain_for_task, pretraining_sentences, task_tokenizer,
-)
+from tinytransformer.tasks.finetune import pretrain_for_task
+from tinytransformer.tasks.finetuned import predict_tags
 
 # %% [markdown]
 # ## The data

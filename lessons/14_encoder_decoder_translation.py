@@ -18,10 +18,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from course import SHORT, figure_path, steps
 
+from tinytransformer.generation import beam_search, greedy_decode, model_step
 from tinytransformer.kernels import set_num_threads
 from tinytransformer.models import Seq2SeqTransformer
-from tinytransformer.translation import beam_search, greedy_decode, model_step
-from tinytransformer.training.translate import (
+from tinytransformer.tasks.translation import (
     TranslateConfig, decode_ids, evaluate_translator, train_translator, translate,
 )
 

@@ -80,8 +80,8 @@ def show(ids):
 # %% [markdown]
 # ## Attention maps
 #
-# `attention_maps(model, ids)` recomputes every layer's attention probabilities on one
-# sequence: an array `(n_layer, n_head, T, T)`. Row `i` of a map is query `i`, column
+# `attention_maps(model, ids)` runs the model on one sequence with every attention layer
+# recording (`attn.record = True`) and returns what they used: an array `(n_layer, n_head, T, T)`. Row `i` of a map is query `i`, column
 # `j` key `j`; above the diagonal everything is 0 (the causal mask).
 
 # %%

@@ -32,8 +32,8 @@ from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.models.heads import SequenceClassifier
 from tinytransformer.training import TrainConfig, Trainer
 from tinytransformer.baselines import BagOfWordsClassifier
-from tinytransformer.training.finetune import FinetuneConfig, finetune, load_finetuned, predict_proba
-from tinytransformer.training.finetune_recipe import FinetuneRecipe, run_finetune
+from tinytransformer.tasks.finetune import FinetuneConfig, FinetuneRecipe, finetune, run_finetune
+from tinytransformer.tasks.finetuned import load_finetuned, predict_proba
 
 set_num_threads(1)  # small models: one thread is fastest
 

@@ -95,7 +95,7 @@ def test_a_bpe_run_saves_its_tokenizer_and_generates(tmp_path, capsys):
     [
         (["train", "--n-embd", "100", "--n-head", "3"], "--n-embd 100 is not divisible by --n-head 3"),
         (["train", "--dropout", "1.5"], "argument --dropout: must be in [0, 1), got 1.5"),
-        (["train", "--lr", "fast"], "argument --lr: invalid nonnegative_float value: 'fast'"),
+        (["train", "--lr", "fast"], "argument --lr: must be a number, got 'fast'"),
         (["train", "--data", "no/such/file.txt"], "is neither a corpus name"),
         (["train", "--out", "no/such/run", "--resume"], "is not a checkpoint"),
         (["generate", "--checkpoint", "no/such/run"], "is not a checkpoint"),

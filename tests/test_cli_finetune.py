@@ -131,11 +131,11 @@ def test_bad_input_is_one_line_and_exit_code_2(classifier, tmp_path, capsys, mon
     _fails(["finetune", "--task", "classify", "--train", str(bad), "--out", str(tmp_path / "o")], capsys,
            "bad.tsv:2")
     _fails(["finetune", "--task", "classify", "--train", str(bad), "--epochs", "0", "--out", "o"], capsys,
-           "must be a positive integer")
+           "must be in [1, inf)")
 
 
 def test_help_states_the_task_defaults_the_recipe_uses(capsys):
-    from tinytransformer.training.finetune_recipe import TASK_DEFAULTS
+    from tinytransformer.tasks.finetune import TASK_DEFAULTS
 
     with pytest.raises(SystemExit):
         main(["finetune", "--help"])

@@ -39,7 +39,8 @@ def test_attention_maps_shape_rows_and_causal_zeros(gpt):
 
 
 def test_attention_maps_are_the_ones_the_model_uses(gpt):
-    """Recombining the maps with the values and c_proj gives each block's attention output exactly."""
+    """Recombining the maps with the values and c_proj gives each block's attention output exactly;
+    recording them leaves the layers as they were."""
     stream = residual_stream(gpt, IDS)
     maps = attention_maps(gpt, IDS)
     for layer, block in enumerate(gpt.transformer["h"]):
@@ -50,7 +51,8 @@ def test_attention_maps_are_the_ones_the_model_uses(gpt):
         y = (maps[layer] @ v).transpose(1, 0, 2).reshape(1, T, C)  # heads side by side again
         expected = block.attn(block.ln_1(x)).data
         np.testing.assert_allclose(block.attn.c_proj(Tensor(y)).data, expected, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(head_attention(block, x).data[0], maps[layer], rtol=0, atol=0)
+        np.testing.assert_array_equal(head_attention(block, x)[0], maps[layer])
+        assert block.attn.record is False and block.attn.last_weights is None
 
 
 def test_residual_stream_ends_where_the_model_does(gpt):
@@ -176,7 +178,7 @@ def checkpoints(tmp_path):
     """A tiny pretrained GPT (as `train` saves it) and a tiny fine-tuned classifier (as `finetune` saves it)."""
     from tinytransformer.data import CharTokenizer, WordTokenizer
     from tinytransformer.training import TrainConfig, Trainer
-    from tinytransformer.training.finetune import save_finetuned
+    from tinytransformer.tasks.finetuned import save_finetuned
 
     text = "the cat sat on the mat. " * 20
     chars = CharTokenizer.train(text)

@@ -1,5 +1,6 @@
 """Metrics on hand-made cases whose scores are worked out by hand, and entity spans against conlleval's rules."""
 
+import math
 import subprocess
 import sys
 
@@ -8,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinytransformer.metrics import (
-    accuracy, bio_entities, classification_scores, confusion_matrix, entity_scores, plot_confusion_matrix,
-    token_accuracy,
+    accuracy, bio_entities, bleu, classification_scores, confusion_matrix, entity_scores, exact_match, token_accuracy,
 )
 
 # ---- classification ---------------------------------------------------------------------------------------------
@@ -36,24 +36,6 @@ def test_confusion_matrix_by_hand():
     y_pred = ["cat", "dog", "dog", "dog", "eel", "cat"]
     assert confusion_matrix(y_true, y_pred).tolist() == [[1, 1, 0], [0, 2, 1], [1, 0, 0]]
     assert confusion_matrix(y_true, y_pred, labels=["eel", "dog", "cat"]).tolist() == [[0, 0, 1], [1, 2, 0], [0, 1, 1]]
-
-
-def test_plot_confusion_matrix(tmp_path):
-    import matplotlib.pyplot as plt
-
-    y_true = ["cat", "cat", "dog", "dog", "dog", "eel"]
-    y_pred = ["cat", "dog", "dog", "dog", "eel", "cat"]
-    fig = plot_confusion_matrix(y_true, y_pred, path=tmp_path / "cm.png")
-    assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.texts] == ["1", "1", "0", "0", "2", "1", "1", "0", "0"]
-    assert ax.get_title() == "accuracy 50.0%"
-    plt.close(fig)
-    fig = plot_confusion_matrix(y_true, y_pred, normalize="true", title="shares")
-    assert [t.get_text() for t in fig.axes[0].texts][3:6] == ["0.00", "0.67", "0.33"]
-    plt.close(fig)
-    with pytest.raises(ValueError, match="normalize must be None or 'true'"):
-        plot_confusion_matrix(y_true, y_pred, normalize="all")
 
 
 def test_classification_errors():
@@ -160,3 +142,17 @@ def test_tagging_errors():
         token_accuracy([["O"], ["O"]], [["O"]])
     with pytest.raises(TypeError, match="wrap a single sentence in a list"):
         entity_scores(["O", "B-x"], ["O", "B-x"])
+
+
+# ---- translation (exact match, BLEU) ----------------------------------------------------------------------------
+
+def test_exact_match_and_bleu():
+    assert exact_match(["a b", "c"], ["a b", "d"]) == 0.5
+    assert bleu(["one two three four"], ["one two three four"]) == pytest.approx(1.0)
+    assert bleu(["one two"], ["three four"]) == 0.0
+    # p1 = 3/4, p2 = 2/3, p3 = 1/2 (p4 = 0/1 would make BLEU-4 zero): (3/4 * 2/3 * 1/2)^(1/3), same length
+    assert bleu(["a b c x"], ["a b c d"], max_n=3) == pytest.approx((1 / 4) ** (1 / 3))
+    # shorter output: brevity penalty exp(1 - 4/2)
+    assert bleu(["a b"], ["a b c d"], max_n=2) == pytest.approx(math.exp(1 - 4 / 2))
+    with pytest.raises(ValueError, match="as many predictions"):
+        bleu(["a"], [])

@@ -13,6 +13,7 @@ from .autograd import __all__ as _autograd_all
 from .gradcheck import GradcheckError, gradcheck
 from .random import get_rng, get_rng_state, manual_seed, set_rng_state
 from .kernels import get_backend, set_backend  # NumPy or Numba for the hot loops
+from .allocator import tune_allocator  # opt-in: keep freed memory in the process (no page faults per step)
 from . import nn  # noqa: E402,I001 - after the core it builds on
 from . import optim  # noqa: E402,I001 - optimizers, schedules, clipping
 from . import data  # noqa: E402,I001 - tokenizers, datasets, corpora (NumPy only)
@@ -24,5 +25,5 @@ __all__ = [
     "set_rng_state",
     "optim",
     "data",
-    "get_backend", "set_backend",
+    "get_backend", "set_backend", "tune_allocator",
 ]

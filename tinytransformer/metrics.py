@@ -1,4 +1,5 @@
-"""How good is a classifier or a tagger: accuracy, precision, recall, F1, and what to count for entities.
+"""How good is a classifier, a tagger or a translator: accuracy, precision, recall, F1, what to count for
+entities, exact match and BLEU.
 
 For one class (or entity type), with TP the true positives, FP the false
 positives and FN the false negatives:
@@ -23,7 +24,17 @@ a new entity rather than being dropped.
 Token accuracy, the share of tokens tagged right, is also here, to show why it
 misleads: 92.6% of the tokens of WNUT-17's test set are O, so tagging every
 token O scores 92.6% token accuracy and an entity F1 of 0.
+
+A translation is scored as a whole: exact match (the output equals the
+reference) and corpus BLEU (Papineni et al. 2002), the geometric mean of the
+clipped n-gram precisions p_1 .. p_4 over the corpus, times a brevity penalty
+exp(1 - r/c) when the outputs (c tokens in all) are shorter than the
+references (r tokens). The figures of these scores (the confusion matrix) are
+drawn by ``tinytransformer.plots``.
 """
+
+import math
+from collections import Counter
 
 import numpy as np
 
@@ -67,34 +78,6 @@ def confusion_matrix(y_true, y_pred, labels=None) -> np.ndarray:
 
     y_true, y_pred = _check_pair(y_true, y_pred, "confusion_matrix")
     return sklearn_confusion_matrix(y_true, y_pred, labels=labels)
-
-
-def plot_confusion_matrix(y_true, y_pred, labels=None, normalize=None, title=None, path=None):
-    """A matplotlib figure of the confusion matrix (rows: truth, columns: prediction); saved to ``path`` if given.
-
-    ``normalize="true"`` shows each row as shares of its class (the recall of
-    each class on the diagonal); ``None`` shows counts.
-    """
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    y_true, y_pred = _check_pair(y_true, y_pred, "plot_confusion_matrix")
-    if labels is None:
-        labels = sorted(set(y_true) | set(y_pred), key=str)
-    matrix = confusion_matrix(y_true, y_pred, labels=labels).astype(float)  # (n_classes, n_classes)
-    if normalize == "true":
-        matrix /= np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    elif normalize is not None:
-        raise ValueError(f"plot_confusion_matrix: normalize must be None or 'true', got {normalize!r}")
-    size = 2.5 + 0.5 * len(labels)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay(matrix, display_labels=labels).plot(
-        ax=ax, cmap="Blues", colorbar=False, values_format=".2f" if normalize else ".0f")
-    ax.set_title(title or f"accuracy {accuracy(y_true, y_pred):.1%}")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-    return fig
 
 
 def _check_sentences(true_tags, pred_tags, caller) -> None:
@@ -172,3 +155,37 @@ def entity_scores(true_tags, pred_tags) -> dict:
         for kind in types
     }
     return scores
+
+
+def exact_match(predictions, references) -> float:
+    """The fraction of predictions equal to their reference (strings, or token lists)."""
+    if len(predictions) != len(references) or not references:
+        raise ValueError(f"exact_match: need as many predictions as references (> 0), "
+                         f"got {len(predictions)} and {len(references)}")
+    return sum(p == r for p, r in zip(predictions, references)) / len(references)
+
+
+def _ngrams(tokens, n):
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def bleu(predictions, references, max_n=4) -> float:
+    """Corpus BLEU in [0, 1] of token lists (or strings, split on spaces); one reference each.
+
+    BLEU = BP * exp(mean_n log p_n), p_n = clipped n-gram matches / n-grams written,
+    BP = min(1, exp(1 - r / c)). 0 when some p_n is 0.
+    """
+    if len(predictions) != len(references) or not references:
+        raise ValueError(f"bleu: need as many predictions as references (> 0), got {len(predictions)} and {len(references)}")
+    split = [(p.split() if isinstance(p, str) else list(p), r.split() if isinstance(r, str) else list(r))
+             for p, r in zip(predictions, references)]
+    log_precision = 0.0
+    for n in range(1, max_n + 1):
+        matched = sum(sum((_ngrams(p, n) & _ngrams(r, n)).values()) for p, r in split)  # clipped counts
+        written = sum(max(len(p) - n + 1, 0) for p, _ in split)
+        if matched == 0:
+            return 0.0
+        log_precision += math.log(matched / written) / max_n
+    c, r = sum(len(p) for p, _ in split), sum(len(r) for _, r in split)
+    brevity = 1.0 if c > r else math.exp(1 - r / c)
+    return brevity * math.exp(log_precision)

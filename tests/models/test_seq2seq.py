@@ -112,6 +112,7 @@ def test_loss_ignores_padding_and_smooths_like_torch():
 def test_recorded_cross_attention_is_a_distribution_over_real_source_tokens():
     model = tiny_model("sinusoidal")
     attn = model.transformer.decoder.layers[0].multihead_attn
+    assert type(attn) is tt.nn.MultiheadAttention  # the layer itself, reused, not a subclass
     attn.record = True
     model(SRC, TGT_IN)
     weights = attn.last_weights  # (B, T, S)

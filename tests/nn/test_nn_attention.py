@@ -1,4 +1,4 @@
-"""Scaled dot-product attention (fused and composed), CausalSelfAttention and AdditiveAttention.
+"""Scaled dot-product attention (fused and composed), masked_softmax, CausalSelfAttention and AdditiveAttention.
 
 Each is held to PyTorch (outputs and every gradient) and to central differences.
 """
@@ -154,6 +154,31 @@ def test_sdpa_bad_input(impl):
         fn(q, k, v, dropout_p=1.5)
 
 
+# ----------------------------------------------------------------------------- masked_softmax
+def test_masked_softmax_takes_the_sdpa_mask_convention_and_matches_torch(rng):
+    """Boolean True = take part, float = added, is_causal = lower triangle; a row with no key left is zeros."""
+    scores = rng.standard_normal((2, 4, 5))
+    keep = rng.random((2, 4, 5)) > 0.3
+    keep[..., 0] = True
+    t, ts = tt.Tensor(scores, requires_grad=True), torch.tensor(scores, requires_grad=True)
+    out = F.masked_softmax(t, keep)
+    expected = torch.softmax(ts.masked_fill(~torch.tensor(keep), -math.inf), dim=-1)
+    assert_close(out, expected, np.float64)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    expected.backward(torch.tensor(g))
+    assert_close(t.grad, ts.grad, np.float64)
+    additive = F.masked_softmax(tt.Tensor(scores), np.where(keep, 0.0, -np.inf))
+    np.testing.assert_array_equal(additive.data, out.data)
+    causal = F.masked_softmax(tt.Tensor(scores), is_causal=True)
+    np.testing.assert_array_equal(causal.data, F.masked_softmax(tt.Tensor(scores), F.causal_mask(4, 5)).data)
+    both = F.masked_softmax(tt.Tensor(scores), keep, is_causal=True)
+    np.testing.assert_array_equal(both.data, F.masked_softmax(tt.Tensor(scores), keep & F.causal_mask(4, 5)).data)
+    assert np.all(F.masked_softmax(tt.Tensor(scores), np.zeros(5, dtype=bool)).data == 0)
+    with pytest.raises(TypeError, match="attn_mask must be boolean"):
+        F.masked_softmax(tt.Tensor(scores), np.ones((4, 5), dtype=int))
+
+
 # ----------------------------------------------------------------------------- CausalSelfAttention
 class TorchCausalSelfAttention(torch.nn.Module):
     """nanoGPT's attention, written here as the reference (same parameter names)."""
@@ -228,6 +253,42 @@ def test_causal_self_attention_dropout_only_in_training(rng):
     np.testing.assert_array_equal(layer(x).data, layer(x).data)
 
 
+def test_causal_self_attention_records_the_weights_it_uses(rng):
+    """record = True keeps each head's probabilities in last_weights; the output, and dropout's draws, do not change."""
+    B, T, C, nh = 2, 5, 8, 2
+    layer = tt.nn.CausalSelfAttention(C, nh, dropout=0.3).double()
+    x = tt.Tensor(rng.standard_normal((B, T, C)))
+    layer.eval()
+    plain = layer(x).data
+    layer.record = True
+    np.testing.assert_array_equal(layer(x).data, plain)
+    weights = layer.last_weights  # (B, nh, T, T)
+    assert isinstance(weights, np.ndarray) and weights.shape == (B, nh, T, T)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-12)
+    assert np.all(np.triu(weights, 1) == 0)
+    v = layer.c_attn(x).data[..., 2 * C:].reshape(B, T, nh, C // nh).transpose(0, 2, 1, 3)  # (B, nh, T, hs)
+    y = (weights @ v).transpose(0, 2, 1, 3).reshape(B, T, C)
+    np.testing.assert_allclose(layer.c_proj(tt.Tensor(y)).data, plain, rtol=1e-10, atol=1e-12)
+
+    padding = np.zeros((B, T), dtype=bool)
+    padding[1, 3:] = True
+    layer(x, padding)
+    assert np.all(layer.last_weights[1][..., 3:] == 0)
+    with tt.no_grad():
+        cache = tt.nn.KVCache()
+        layer(tt.Tensor(x.data[:, :3]), cache=cache)
+        layer(tt.Tensor(x.data[:, 3:]), cache=cache)
+    np.testing.assert_allclose(layer.last_weights, weights[:, :, 3:], rtol=1e-10, atol=1e-12)
+
+    layer.train()
+    outputs = []
+    for record in (False, True):
+        layer.record = record
+        tt.manual_seed(1)
+        outputs.append(layer(x).data)
+    np.testing.assert_array_equal(*outputs)
+
+
 def test_causal_self_attention_bad_input():
     with pytest.raises(ValueError, match=r"n_embd=10 is not divisible by n_head=3"):
         tt.nn.CausalSelfAttention(10, 3)
@@ -257,7 +318,7 @@ def test_additive_attention_matches_torch_and_gradchecks(masked, rng):
     keep = rng.random((2, 1, 6)) > 0.4 if masked else None
     if masked:
         keep[..., 0] = True
-    context, weights = layer(q, k, v, mask=keep)
+    context, weights = layer(q, k, v, attn_mask=keep)
     tparams = [torch.tensor(p.data, requires_grad=True) for p in (layer.W_q.weight, layer.W_k.weight, layer.v.weight)]
     tcontext, tweights = torch_additive(tq, tk, tv, *tparams, None if keep is None else torch.tensor(keep))
     assert_close(context, tcontext, np.float64)
@@ -266,7 +327,7 @@ def test_additive_attention_matches_torch_and_gradchecks(masked, rng):
     (tcontext.sum() + (tweights * tweights).sum()).backward()
     for ours, theirs in zip([q, k, v, layer.W_q.weight, layer.W_k.weight, layer.v.weight], [tq, tk, tv, *tparams]):
         assert_close(ours.grad, theirs.grad, np.float64)
-    tt.gradcheck(lambda q, k, v, *params: layer(q, k, v, mask=keep)[0], [q, k, v, *layer.parameters()])
+    tt.gradcheck(lambda q, k, v, *params: layer(q, k, v, attn_mask=keep)[0], [q, k, v, *layer.parameters()])
 
 
 def test_additive_attention_value_defaults_to_key_and_bad_input(rng):
@@ -277,5 +338,10 @@ def test_additive_attention_value_defaults_to_key_and_bad_input(rng):
     np.testing.assert_allclose(weights.data.sum(axis=-1), 1.0, rtol=1e-6)
     with pytest.raises(ValueError, match=r"expected query \(\.\.\., 3\) and key \(\.\.\., 4\), got query \(2, 3\) and key \(6, 5\)"):
         layer(q, tt.zeros(6, 5))
-    with pytest.raises(ValueError, match=r"mask must be boolean and broadcast to \(\.\.\., L, S\) = \(2, 6\)"):
-        layer(q, k, mask=np.ones((2, 5), dtype=bool))
+    with pytest.raises(ValueError, match=r"attn_mask must be boolean or float and broadcast to \(\.\.\., L, S\) = \(2, 6\)"):
+        layer(q, k, attn_mask=np.ones((2, 5), dtype=bool))
+    keep = np.array([True, True, False, True, False, True])  # the same keys hidden by a boolean or a float mask
+    _, by_bool = layer(q, k, attn_mask=keep)
+    _, by_float = layer(q, k, attn_mask=np.where(keep, 0.0, -np.inf).astype(np.float32))
+    np.testing.assert_array_equal(by_bool.data, by_float.data)
+    assert np.all(by_bool.data[:, ~keep] == 0)

@@ -180,3 +180,70 @@ def test_multihead_attention_bad_input():
         layer(x, x, x, key_padding_mask=np.zeros((4, 3), dtype=bool))
     with pytest.raises(TypeError, match="masks must be boolean or float"):
         layer(x, x, x, attn_mask=np.zeros((4, 4), dtype=int))
+
+
+def test_multihead_attention_boolean_and_float_masks_give_the_same_numbers(rng):
+    """PyTorch's two mask kinds: True = ignore, or -inf added. Both give the same bits, fused or composed."""
+    layer = tt.nn.MultiheadAttention(4, 2, batch_first=True).double()
+    x = tt.Tensor(rng.standard_normal((2, 3, 4)))
+    memory = tt.Tensor(rng.standard_normal((2, 5, 4)))
+    padding = np.array([[False] * 5, [False, False, True, True, True]])
+    ignore = rng.random((3, 5)) < 0.3
+    ignore[:, 0] = False
+    as_float = lambda m: np.where(m, -np.inf, 0.0)  # noqa: E731
+    for need_weights in (True, False):
+        by_bool = layer(x, memory, memory, key_padding_mask=padding, attn_mask=ignore, need_weights=need_weights)
+        by_float = layer(x, memory, memory, key_padding_mask=as_float(padding), attn_mask=as_float(ignore),
+                         need_weights=need_weights)
+        mixed = layer(x, memory, memory, key_padding_mask=padding, attn_mask=as_float(ignore),
+                      need_weights=need_weights)
+        for other in (by_float, mixed):
+            np.testing.assert_array_equal(by_bool[0].data, other[0].data)
+            if need_weights:
+                np.testing.assert_array_equal(by_bool[1].data, other[1].data)
+
+
+def test_multihead_attention_records_weights_without_changing_its_output(rng):
+    layer = tt.nn.MultiheadAttention(4, 2, dropout=0.3).double()
+    x = tt.Tensor(rng.standard_normal((3, 2, 4)))  # (L, N, E)
+    padding = np.array([[False, False, True], [False, False, False]])
+    layer.eval()
+    out, weights = layer(x, x, x, key_padding_mask=padding, is_causal=True)
+    plain, _ = layer(x, x, x, key_padding_mask=padding, is_causal=True, need_weights=False)
+    layer.record = True
+    recorded, none = layer(x, x, x, key_padding_mask=padding, is_causal=True, need_weights=False)
+    assert none is None
+    np.testing.assert_array_equal(recorded.data, plain.data)
+    np.testing.assert_allclose(layer.last_weights, weights.data, rtol=1e-12, atol=0)  # what need_weights returns
+    layer(x, x, x, average_attn_weights=False)
+    assert layer.last_weights.shape == (2, 2, 3, 3)
+    layer(x[:, 0], x[:, 0], x[:, 0])  # unbatched (L, E)
+    assert layer.last_weights.shape == (3, 3)
+    layer.train()
+    outputs = []
+    for record in (False, True):
+        layer.record = record
+        tt.manual_seed(1)
+        outputs.append(layer(x, x, x, need_weights=False)[0].data)
+    np.testing.assert_array_equal(*outputs)
+
+
+def test_multihead_attention_rotates_queries_and_keys(rng):
+    """rotary=RotaryEmbedding: the scores see relative positions; values are not rotated."""
+    layer = tt.nn.MultiheadAttention(8, 2, batch_first=True).double()
+    rotary = tt.nn.RotaryEmbedding(4, max_len=16, dtype=np.float64)
+    x = tt.Tensor(rng.standard_normal((1, 5, 8)))
+    out, weights = layer(x, x, x, rotary=rotary)
+    E, H, hd = 8, 2, 4
+    w, b = layer.in_proj_weight.data, layer.in_proj_bias.data
+    q, k, v = ((x.data @ w[i * E:(i + 1) * E].T + b[i * E:(i + 1) * E]).reshape(1, 5, H, hd).transpose(0, 2, 1, 3)
+               for i in range(3))
+    q, k = rotary(tt.Tensor(q)).data, rotary(tt.Tensor(k)).data
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(hd)
+    p = np.exp(scores - scores.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)  # (1, H, 5, 5)
+    np.testing.assert_allclose(weights.data, p.mean(axis=1), rtol=1e-10)
+    expected = layer.out_proj(tt.Tensor((p @ v).transpose(0, 2, 1, 3).reshape(1, 5, E))).data
+    np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-12)
+    fused, _ = layer(x, x, x, rotary=rotary, need_weights=False)
+    np.testing.assert_allclose(fused.data, expected, rtol=1e-10, atol=1e-12)

@@ -20,6 +20,7 @@ import re
 
 import numpy as np
 
+from .batching import pad
 from .word_tokenizer import SPECIALS, WordTokenizer
 
 ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -184,14 +185,16 @@ class NumberTranslation:
     def encode_source(self, texts):
         """Source ids (B, S), each text followed by <eos> and padded with <pad>=0."""
         tok = self.source_tokenizer
-        return _pad([tok.encode(t) + [tok.eos_id] for t in texts])
+        return pad([tok.encode(t) + [tok.eos_id] for t in texts])[0]
 
     def batch(self, numbers):
         """Model inputs for ``numbers``: src (B, S), tgt_in = <bos> target (B, T), tgt_out = target <eos> (B, T)."""
         sources, targets = zip(*(self.texts(n) for n in numbers))
         tok = self.target_tokenizer
         ids = [tok.encode(t) for t in targets]
-        return self.encode_source(sources), _pad([[tok.bos_id] + t for t in ids]), _pad([t + [tok.eos_id] for t in ids])
+        tgt_in = pad([[tok.bos_id] + t for t in ids])[0]  # (B, T), padded with <pad>=0
+        tgt_out = pad([t + [tok.eos_id] for t in ids])[0]  # (B, T)
+        return self.encode_source(sources), tgt_in, tgt_out
 
     def decode_target(self, ids) -> str:
         """Target text from ids, stopping at the first <eos> and skipping <pad>/<bos>."""
@@ -219,9 +222,13 @@ class NumberTranslation:
                 "test_range": list(self.test_range), "test_size": len(self.test_numbers), "seed": self.seed}
 
 
-def _pad(rows):
-    """Lists of ids of different lengths as one (B, max length) int64 array, padded with 0 (<pad>)."""
-    out = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
+
+class NumberPairs:
+    """The training batches of a ``NumberTranslation``: ``batch_size`` fresh numbers every batch (never a test
+    number), as ``(src, tgt_in, tgt_out)``; a batch source for ``tinytransformer.training.Trainer``."""
+
+    def __init__(self, task, batch_size):
+        self.task, self.batch_size = task, batch_size
+
+    def next_batch(self, rng):
+        return self.task.batch(self.task.sample_train(rng, self.batch_size))  # (B, S), (B, T), (B, T)

@@ -7,8 +7,8 @@
 
 and the measurements of lessons 15-17: ``fit_power_law`` (scaling laws),
 ``memorization_rate`` (verbatim recall of training text), ``bias_probe``
-(templated sentences that differ in one word). Figures: ``plots.py``; all three
-figures for a saved model: ``report.inspect_checkpoint`` (``tinytransformer inspect``).
+(templated sentences that differ in one word). Figures: ``tinytransformer.plots``; all three
+figures for a saved model: ``tinytransformer.tasks.inspection`` (``tinytransformer inspect``).
 """
 
 from .attention_maps import attention_maps, head_attention
@@ -16,7 +16,7 @@ from .attribution import gradient_x_input, integrated_gradients, token_attributi
 from .bias import bias_probe
 from .logit_lens import logit_lens, residual_stream
 from .memorization import memorization_rate, window_starts
-from .plots import plot_attention_maps, plot_attribution, plot_logit_lens, token_labels
+from ..plots import plot_attention_maps, plot_attribution, plot_logit_lens, token_labels
 from .scaling import PowerLaw, fit_power_law, non_embedding_parameters, training_flops
 
 __all__ = [

@@ -6,6 +6,9 @@ For block l and head h, with x_{l-1} the residual stream entering the block
     q, k = split(c_attn(ln_1(x_{l-1})))           (T, C) each, then (nh, T, hs)
     A[l, h] = softmax(q_h k_h^T / sqrt(hs) + causal mask)      (T, T)
 
+Nothing here recomputes that: the attention layer records what it computed
+(``CausalSelfAttention.record``, ``last_weights``) while the model runs.
+
 Row i of A[l, h] is how query position i shares its attention among the keys
 j <= i: it sums to 1, and the entries above the diagonal are exactly 0.
 
@@ -20,20 +23,26 @@ a place to start looking.
 import numpy as np
 
 from ..autograd import no_grad
-from ..nn.attention import attention_weights
 from .logit_lens import residual_stream
 
 
+def _recorded(layers, run):
+    """Run ``run()`` with every attention layer in ``layers`` recording; return what each recorded."""
+    for layer in layers:
+        layer.record = True
+    try:
+        run()
+        return [layer.last_weights for layer in layers]
+    finally:
+        for layer in layers:
+            layer.record, layer.last_weights = False, None
+
+
 def head_attention(block, x):
-    """The attention probabilities of one ``TransformerBlock`` on its input x (B, T, C): (B, nh, T, T)."""
-    attn = block.attn
-    B, T, C = x.shape
-    nh, hs = attn.n_head, C // attn.n_head
-    h = block.ln_1(x) if block.norm_first else x  # pre-LN reads a normalised stream, post-LN the raw one
-    q, k, _ = attn.c_attn(h).split(C, axis=2)  # 3 x (B, T, C)
-    q = q.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-    k = k.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-    return attention_weights(q, k, is_causal=attn.causal)  # (B, nh, T, T)
+    """The attention probabilities of one ``TransformerBlock`` on its input x (B, T, C): an array (B, nh, T, T)."""
+    with no_grad():
+        (weights,) = _recorded([block.attn], lambda: block(x))
+    return weights
 
 
 def attention_maps(model, idx):
@@ -42,7 +51,6 @@ def attention_maps(model, idx):
     Returns an array (n_layer, n_head, T, T); ``maps[l, h, i, j]`` is how much
     query i attends to key j in head h of block l (0-based).
     """
-    stream = residual_stream(model, idx)  # n_layer + 1 tensors (1, T, C)
-    with no_grad():
-        maps = [head_attention(block, x).data[0] for block, x in zip(model.transformer["h"], stream)]  # (nh, T, T)
-    return np.stack(maps)  # (n_layer, nh, T, T)
+    layers = [block.attn for block in model.transformer["h"]]
+    maps = _recorded(layers, lambda: residual_stream(model, idx))  # n_layer arrays (1, nh, T, T)
+    return np.stack([m[0] for m in maps])  # (n_layer, nh, T, T)

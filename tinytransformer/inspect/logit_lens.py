@@ -72,10 +72,3 @@ def logit_lens(model, idx):
     with no_grad():
         lens = [model.lm_head(t["ln_f"](x)).data[0] for x in residual_stream(model, idx)]  # each (T, V)
     return np.stack(lens)  # (n_layer + 1, T, V)
-
-
-def log_softmax(logits, axis=-1):
-    """log p = z - logsumexp(z), stable, on arrays (in float64 for display)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=axis, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))

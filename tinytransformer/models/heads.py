@@ -26,12 +26,12 @@ usually smaller, learning rate.
 import numpy as np
 
 from ..autograd import Tensor, concatenate, no_grad
+from ..data.encoding import IGNORE_INDEX  # the label of positions that carry no tag (padding, inner sub-words)
 from ..nn import Dropout, Linear, Module, ModuleList
 from ..nn import functional as F
 from .gpt import GPT, GPTConfig
 
 POOLINGS = ("mean", "last", "max")
-IGNORE_INDEX = -100  # the label of positions that carry no tag (padding, inner sub-words), as in PyTorch
 
 
 def _check_mask(idx, key_padding_mask, caller):

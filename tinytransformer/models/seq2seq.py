@@ -10,7 +10,8 @@ key padding mask); the decoder predicts target token t+1 from target tokens
 the decoder, keys and values from the memory).
 
 The layers are ``torch.nn.Transformer``'s twins, built with its names, so its
-state dict loads unchanged: ``encoder.layers.0.self_attn.in_proj_weight``,
+state dict loads unchanged; every attention is an ``nn.MultiheadAttention``
+(batch-first), as in PyTorch: ``encoder.layers.0.self_attn.in_proj_weight``,
 ``decoder.layers.0.multihead_attn.out_proj.weight``, ``linear1``/``linear2``,
 ``norm1``/``norm2``/``norm3``, and the final ``encoder.norm``/``decoder.norm``
 that ``nn.Transformer`` always adds. Post-LN by default, pre-LN with
@@ -18,9 +19,10 @@ that ``nn.Transformer`` always adds. Post-LN by default, pre-LN with
 
 Positions (``Seq2SeqConfig.positional``): "sinusoidal" or "learned" tables
 added to both embeddings, or "rotary", which rotates the queries and keys of
-the self-attention layers (cross-attention compares positions of two different
-sequences, so it gets none). Lesson 14 and ``benchmarks/length_generalisation.py``
-compare the three on sequences longer than any seen in training.
+the self-attention layers (``MultiheadAttention``'s ``rotary`` option;
+cross-attention compares positions of two different sequences, so it gets
+none). Lesson 14 and ``benchmarks/length_generalisation.py`` compare the
+three on sequences longer than any seen in training.
 """
 
 import math
@@ -34,7 +36,6 @@ from ..nn import (
     RotaryEmbedding, SinusoidalPositionalEncoding,
 )
 from ..nn import functional as F
-from ..nn.attention import attention_weights, causal_mask
 from ..nn.blocks import ACTIVATIONS
 from ..random import get_rng
 
@@ -43,46 +44,6 @@ POSITIONALS = ("sinusoidal", "learned", "rotary")
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
-
-
-class Attention(MultiheadAttention):
-    """``MultiheadAttention`` (same parameters, batch-first) with boolean masks and optional rotary positions.
-
-    ``key_padding_mask`` (N, S), True = padding (PyTorch's convention);
-    ``is_causal`` hides later keys; ``rotary`` (a RotaryEmbedding) rotates
-    each head's queries and keys by their positions. With ``record = True``
-    the head-averaged attention weights of the last call are kept in
-    ``last_weights`` (N, L, S), for plots.
-    """
-
-    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, dtype=np.float32):
-        super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True, dtype=dtype)
-        self.record, self.last_weights = False, None
-
-    def forward(self, query, key, value, key_padding_mask=None, is_causal=False, rotary=None):
-        self._check(query, key, value)
-        N, L, E = query.shape
-        S, H, hd = key.shape[1], self.num_heads, self.head_dim
-        q, k, v = self._project(query, key, value)  # (N, L, E), (N, S, E), (N, S, E)
-        q = q.reshape(N, L, H, hd).transpose(1, 2)  # (N, H, L, hd)
-        k = k.reshape(N, S, H, hd).transpose(1, 2)  # (N, H, S, hd)
-        v = v.reshape(N, S, H, hd).transpose(1, 2)  # (N, H, S, hd)
-        if rotary is not None:
-            q, k = rotary(q), rotary(k)
-        keep = causal_mask(L, S) if is_causal else None  # True = may attend
-        if key_padding_mask is not None:
-            padding = np.asarray(_raw(key_padding_mask), dtype=bool)
-            if padding.shape != (N, S):
-                raise ValueError(f"Attention: key_padding_mask must be (N, S) = {(N, S)}, got {padding.shape}")
-            keep = ~padding[:, None, None, :] if keep is None else keep & ~padding[:, None, None, :]  # (N, 1, L|1, S)
-        p = self.dropout if self.training else 0.0
-        if self.record:
-            weights = attention_weights(q, k, keep, dropout_p=p)  # (N, H, L, S)
-            self.last_weights = weights.data.mean(axis=1)  # (N, L, S)
-            out = weights @ v
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)  # (N, H, L, hd)
-        return self.out_proj(out.transpose(1, 2).reshape(N, L, E))  # (N, L, E)
 
 
 class _Layer(Module):
@@ -101,6 +62,13 @@ class _Layer(Module):
             setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
             setattr(self, f"dropout{i}", Dropout(dropout))
 
+    @staticmethod
+    def _attend(attention, x, memory, key_padding_mask, is_causal=False, rotary=None):
+        """x's queries attend to memory's keys and values (memory is x for self-attention): (B, T, d)."""
+        out, _ = attention(x, memory, memory, key_padding_mask=key_padding_mask, need_weights=False,
+                           is_causal=is_causal, rotary=rotary)
+        return out
+
     def _ff(self, x):
         return self.linear2(self.dropout(self.activation(self.linear1(x))))  # (B, T, d) -> (B, T, ff) -> (B, T, d)
 
@@ -118,10 +86,10 @@ class TransformerEncoderLayer(_Layer):
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", layer_norm_eps=1e-5,
                  norm_first=False, bias=True, dtype=np.float32):
         super().__init__(d_model, dim_feedforward, dropout, activation, layer_norm_eps, norm_first, bias, dtype, 2)
-        self.self_attn = Attention(d_model, nhead, dropout=dropout, bias=bias, dtype=dtype)
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=True, dtype=dtype)
 
     def forward(self, src, src_key_padding_mask=None, rotary=None):
-        x = self._residual(src, 1, lambda h: self.self_attn(h, h, h, src_key_padding_mask, rotary=rotary))
+        x = self._residual(src, 1, lambda h: self._attend(self.self_attn, h, h, src_key_padding_mask, rotary=rotary))
         return self._residual(x, 2, self._ff)  # (B, S, d)
 
 
@@ -131,13 +99,16 @@ class TransformerDecoderLayer(_Layer):
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", layer_norm_eps=1e-5,
                  norm_first=False, bias=True, dtype=np.float32):
         super().__init__(d_model, dim_feedforward, dropout, activation, layer_norm_eps, norm_first, bias, dtype, 3)
-        self.self_attn = Attention(d_model, nhead, dropout=dropout, bias=bias, dtype=dtype)
-        self.multihead_attn = Attention(d_model, nhead, dropout=dropout, bias=bias, dtype=dtype)
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=True, dtype=dtype)
+        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=True,
+                                                 dtype=dtype)
 
     def forward(self, tgt, memory, tgt_key_padding_mask=None, memory_key_padding_mask=None, tgt_is_causal=True,
                 rotary=None):
-        x = self._residual(tgt, 1, lambda h: self.self_attn(h, h, h, tgt_key_padding_mask, tgt_is_causal, rotary))
-        x = self._residual(x, 2, lambda h: self.multihead_attn(h, memory, memory, memory_key_padding_mask))
+        x = self._residual(
+            tgt, 1, lambda h: self._attend(self.self_attn, h, h, tgt_key_padding_mask, tgt_is_causal, rotary)
+        )
+        x = self._residual(x, 2, lambda h: self._attend(self.multihead_attn, h, memory, memory_key_padding_mask))
         return self._residual(x, 3, self._ff)  # (B, T, d)
 
 

@@ -11,7 +11,8 @@ from .dropout import Dropout
 from .embedding import Embedding
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .normalization import LayerNorm, RMSNorm
-from .attention import AdditiveAttention, CausalSelfAttention, KVCache
+from .additive_attention import AdditiveAttention
+from .self_attention import CausalSelfAttention, KVCache
 from .blocks import MLP, TransformerBlock
 from .multihead import MultiheadAttention
 from .positional import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding

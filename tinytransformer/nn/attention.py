@@ -1,4 +1,4 @@
-"""Scaled dot-product attention (Vaswani et al. 2017), fused and composed, and the layers built on it.
+"""Scaled dot-product attention (Vaswani et al. 2017) as a function: the op, its composed twin, the masks.
 
 For queries Q (..., L, E), keys K (..., S, E) and values V (..., S, Ev):
 
@@ -6,10 +6,13 @@ For queries Q (..., L, E), keys K (..., S, E) and values V (..., S, Ev):
     P = softmax(S)                 over the keys, each row sums to 1
     O = P V                        (..., L, Ev)
 
-M masks what a query may not see: a boolean ``attn_mask`` (True = takes part,
-PyTorch's ``scaled_dot_product_attention`` convention) puts -inf on the
-forbidden scores, a float one is added to the scores, and ``is_causal=True``
-forbids key j for query i when j > i. Masks broadcast over batch and heads.
+The mask convention of every function here is PyTorch's for
+``scaled_dot_product_attention``: a boolean ``attn_mask`` is True where a
+query may attend to a key (it puts -inf on the other scores), a float one is
+added to the scores, and ``is_causal=True`` forbids key j for query i when
+j > i. Masks broadcast over batch and heads. (The layers translate their own
+PyTorch conventions into this one: ``MultiheadAttention``'s True = "ignore",
+``key_padding_mask``'s True = padding.)
 
 A query whose keys are *all* masked has no distribution to attend with;
 PyTorch returns NaN for that row, this library returns a row of zeros (and
@@ -18,8 +21,14 @@ zero gradient), so a fully padded sequence cannot poison a batch.
 The same computation is written twice: ``scaled_dot_product_attention`` is one
 ``Function`` with its backward derived by hand (fast, little memory: the graph
 keeps Q, K, V and one number per query row), and
-``scaled_dot_product_attention_composed`` chains autograd primitives (matmul,
-masked_fill, softmax), whose backward autograd derives. The tests hold the two, and PyTorch, to each other.
+``scaled_dot_product_attention_composed`` chains autograd primitives
+(``attention_weights``: matmul, ``masked_softmax``; then a matmul), whose
+backward autograd derives. The tests hold the two, and PyTorch, to each other.
+
+The layers built on these live beside this file: ``self_attention.py``
+(``CausalSelfAttention``, GPT's layer, with its ``KVCache``),
+``multihead.py`` (``MultiheadAttention``, PyTorch's layer, which the
+encoder-decoder reuses) and ``additive_attention.py`` (Bahdanau's).
 """
 
 import math
@@ -30,9 +39,7 @@ from .. import kernels
 from ..autograd import Function, Tensor, unbroadcast
 from ..kernels.attention_softmax import broadcasts_to
 from ..random import get_rng
-from .dropout import Dropout, dropout
-from .linear import Linear
-from .module import Module
+from .dropout import dropout
 
 
 def causal_mask(n_queries, n_keys=None):
@@ -95,7 +102,7 @@ class ScaledDotProductAttention(Function):
     does. The matrix products are NumPy's (BLAS); the row-wise passes between
     them are ``kernels.masked_softmax``, ``softmax_from_lse`` and
     ``masked_softmax_backward`` (kernels/attention_softmax.py, NumPy or Numba),
-    in place on the (..., L, S) scores.
+    on the (..., L, S) scores.
     """
 
     @staticmethod
@@ -112,7 +119,7 @@ class ScaledDotProductAttention(Function):
     def forward(ctx, q, k, v, mask=None, is_causal=False, scale=None, dropout_p=0.0):
         scale = q.dtype.type(1 / math.sqrt(q.shape[-1]) if scale is None else scale)
         s, keep = ScaledDotProductAttention.scores(q, k, mask, scale)
-        p, lse = kernels.masked_softmax(s, keep, is_causal)  # (..., L, S) in s's buffer, lse (..., L)
+        p, lse = kernels.masked_softmax(s, keep, is_causal)  # (..., L, S), lse (..., L)
         drop = None
         if dropout_p > 0:  # the same draw as nn.functional.dropout: keep with probability 1 - p, scale by 1/(1 - p)
             drop = get_rng().random(p.shape, dtype=np.float32) >= dropout_p  # (..., L, S), bool
@@ -137,7 +144,7 @@ class ScaledDotProductAttention(Function):
         dp = grad @ np.swapaxes(v, -1, -2)  # (..., L, S)
         if drop is not None:
             dp *= drop
-        ds = kernels.masked_softmax_backward(dp, p)  # dS = P * (dP - rowsum(dP * P)), in dP's buffer
+        ds = kernels.masked_softmax_backward(dp, p)  # dS = P * (dP - rowsum(dP * P)), (..., L, S)
         dq = unbroadcast(ds @ (k * scale), q.shape) if need_q else None  # (..., L, E)
         dk = unbroadcast(np.swapaxes(ds, -1, -2) @ (q * scale), k.shape) if need_k else None  # (..., S, E)
         dmask = unbroadcast(ds, ctx.mask.shape) if need_mask else None
@@ -163,12 +170,30 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     )
 
 
-def masked_softmax(scores, keep=None):
-    """softmax over the last axis of ``scores`` where ``keep`` is True; fully masked rows give zeros.
+def masked_softmax(scores, attn_mask=None, is_causal=False):
+    """softmax over the keys (the last axis) of ``scores`` (..., L, S), with masked keys at probability 0.
 
-    ``keep`` (boolean, broadcastable to the scores) may be None; scores that
-    are already -inf (from an additive mask) count as masked too.
+        p_j = e^(s_j) / sum_(kept k) e^(s_k)   for a kept key j,    p_j = 0 for a masked one
+
+    The library's one masked softmax on Tensors (autograd derives its
+    backward); the array kernel inside the fused op (kernels/attention_softmax.py)
+    computes the same, with the same convention. ``attn_mask`` is
+    ``scaled_dot_product_attention``'s: boolean True = take part, float =
+    added to the scores; ``is_causal`` masks key j > query i as well. Scores
+    already -inf count as masked. A row with no key left gives zeros (and zero
+    gradient), not NaN.
     """
+    keep = causal_mask(*scores.shape[-2:]) if is_causal else None  # (L, S) or None
+    if attn_mask is not None:
+        mask = np.asarray(_raw(attn_mask))
+        if mask.dtype == np.bool_:
+            keep = mask if keep is None else keep & mask
+        elif mask.dtype.kind == "f":
+            scores = scores + (attn_mask if isinstance(attn_mask, Tensor) else mask.astype(scores.dtype))
+        else:
+            raise TypeError(
+                f"masked_softmax: attn_mask must be boolean (True = take part) or float (added), got {mask.dtype}"
+            )
     if keep is not None:
         scores = scores.masked_fill(~keep, -np.inf)
     dead = np.isneginf(scores.data).all(axis=-1, keepdims=True)  # (..., L, 1): rows with no key left
@@ -178,18 +203,14 @@ def masked_softmax(scores, keep=None):
 
 
 def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None, dropout_p=0.0):
-    """dropout(softmax(Q K^T * scale + mask)), composed from autograd primitives: (..., L, S).
+    """P = dropout(softmax(Q K^T * scale + M)), composed from autograd primitives: (..., L, S).
 
-    The same dropout mask as the fused op draws from the same seed.
+    Masks as in ``scaled_dot_product_attention``. The same dropout mask as the
+    fused op draws from the same seed.
     """
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale  # (..., L, S)
-    keep = causal_mask(query.shape[-2], key.shape[-2]) if is_causal else None
-    if attn_mask is not None and np.asarray(_raw(attn_mask)).dtype == np.bool_:
-        keep = np.asarray(_raw(attn_mask))
-    elif attn_mask is not None:
-        scores = scores + (attn_mask if isinstance(attn_mask, Tensor) else np.asarray(attn_mask, scores.dtype))
-    return dropout(masked_softmax(scores, keep), dropout_p)  # (..., L, S)
+    return dropout(masked_softmax(scores, attn_mask, is_causal), dropout_p)  # (..., L, S)
 
 
 def scaled_dot_product_attention_composed(
@@ -202,134 +223,3 @@ def scaled_dot_product_attention_composed(
     """
     _check_attention("scaled_dot_product_attention_composed", query, key, value, attn_mask, is_causal, dropout_p)
     return attention_weights(query, key, attn_mask, is_causal, scale, dropout_p) @ value  # (..., L, Ev)
-
-
-class KVCache:
-    """The keys and values one attention layer has computed so far, for generation.
-
-    Generating token t+1 needs the keys and values of positions 0..t, which
-    did not change when token t was added: keeping them means each new token
-    costs one position instead of t. Arrays only, so use it under ``no_grad``.
-    """
-
-    def __init__(self):
-        self.k = self.v = None  # (B, nh, length, hs) each
-
-    @property
-    def length(self) -> int:
-        return 0 if self.k is None else self.k.shape[2]
-
-    def append(self, k, v):
-        """Add the new positions' keys and values (B, nh, T, hs); return all of them as tensors."""
-        k, v = _raw(k), _raw(v)
-        self.k = k if self.k is None else np.concatenate([self.k, k], axis=2)
-        self.v = v if self.v is None else np.concatenate([self.v, v], axis=2)
-        return Tensor(self.k), Tensor(self.v)
-
-
-class CausalSelfAttention(Module):
-    """GPT-style multi-head self-attention over x of shape (B, T, C) (Radford et al. 2019; nanoGPT's layout).
-
-    One Linear ``c_attn`` makes queries, keys and values together (C -> 3C,
-    split in that order), each split into ``n_head`` heads of size C / n_head;
-    every head runs scaled dot-product attention; ``c_proj`` mixes the heads.
-    ``attn_dropout`` acts on the attention probabilities, ``resid_dropout`` on
-    the output. ``causal=False`` makes it a bidirectional (encoder) layer;
-    ``key_padding_mask`` (B, T), True = padding, hides keys in either case.
-    """
-
-    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, causal=True):
-        super().__init__()
-        if n_embd % n_head != 0:
-            raise ValueError(f"CausalSelfAttention: n_embd={n_embd} is not divisible by n_head={n_head}")
-        self.n_embd, self.n_head, self.causal = n_embd, n_head, causal
-        self.c_attn = Linear(n_embd, 3 * n_embd, bias=bias)
-        self.c_proj = Linear(n_embd, n_embd, bias=bias)
-        self.attn_dropout = Dropout(dropout)  # its p is handed to the fused attention op
-        self.resid_dropout = Dropout(dropout)
-
-    def forward(self, x, key_padding_mask=None, cache=None):
-        """``cache`` (a KVCache, for generation) holds the keys and values of earlier
-        positions: the new positions attend to those and to themselves, causally."""
-        if x.ndim != 3 or x.shape[-1] != self.n_embd:
-            raise ValueError(f"CausalSelfAttention: expected input (B, T, {self.n_embd}), got shape {x.shape}")
-        B, T, C = x.shape
-        nh, hs = self.n_head, C // self.n_head
-        q, k, v = self.c_attn(x).split(self.n_embd, axis=2)  # 3 x (B, T, C)
-        q = q.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        keep = None
-        if cache is not None:
-            if key_padding_mask is not None:
-                raise ValueError("CausalSelfAttention: a KV cache cannot be combined with key_padding_mask")
-            past = cache.length
-            k, v = cache.append(k, v)  # (B, nh, past + T, hs)
-            if self.causal and T > 1:  # new query i sits at position past + i: it sees keys j <= past + i
-                keep = np.arange(past + T)[None, :] <= np.arange(past, past + T)[:, None]  # (T, past + T)
-        elif key_padding_mask is not None:
-            padding = np.asarray(_raw(key_padding_mask), dtype=bool)
-            if padding.shape != (B, T):
-                raise ValueError(
-                    f"CausalSelfAttention: key_padding_mask must have shape (B, T) = {(B, T)}, got {padding.shape}"
-                )
-            keep = ~padding[:, None, None, :]  # (B, 1, 1, T)
-            if self.causal:
-                keep = keep & causal_mask(T)  # (B, 1, T, T)
-        p = self.attn_dropout.p if self.training else 0.0
-        y = scaled_dot_product_attention(
-            q, k, v, attn_mask=keep, dropout_p=p, is_causal=self.causal and keep is None and cache is None
-        )  # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
-        return self.resid_dropout(self.c_proj(y))
-
-    def extra_repr(self):
-        return f"n_embd={self.n_embd}, n_head={self.n_head}, causal={self.causal}"
-
-
-class AdditiveAttention(Module):
-    """Additive attention (Bahdanau, Cho & Bengio 2015): an MLP scores each query-key pair.
-
-        score(q, k) = v^T tanh(W_q q + W_k k)        a = softmax over the keys      context = sum_j a_j value_j
-
-    query (..., L, query_dim), key (..., S, key_dim), value (..., S, Dv)
-    (defaults to key, as in the paper where the encoder states serve as both).
-    ``mask`` (boolean, True = take part) broadcasts to (..., L, S). Returns
-    (context (..., L, Dv), weights (..., L, S)).
-    """
-
-    def __init__(self, query_dim, key_dim, hidden_dim, dtype=np.float32):
-        super().__init__()
-        self.query_dim, self.key_dim, self.hidden_dim = query_dim, key_dim, hidden_dim
-        self.W_q = Linear(query_dim, hidden_dim, bias=False, dtype=dtype)
-        self.W_k = Linear(key_dim, hidden_dim, bias=False, dtype=dtype)
-        self.v = Linear(hidden_dim, 1, bias=False, dtype=dtype)
-
-    def forward(self, query, key, value=None, mask=None):
-        value = key if value is None else value
-        if query.shape[-1] != self.query_dim or key.shape[-1] != self.key_dim:
-            raise ValueError(
-                f"AdditiveAttention: expected query (..., {self.query_dim}) and key (..., {self.key_dim}), "
-                f"got query {query.shape} and key {key.shape}"
-            )
-        if key.shape[-2] != value.shape[-2]:
-            raise ValueError(f"AdditiveAttention: key {key.shape} and value {value.shape} need the same length S")
-        try:
-            batch = np.broadcast_shapes(query.shape[:-2], key.shape[:-2])
-        except ValueError:
-            raise ValueError(f"AdditiveAttention: batch axes of query {query.shape} and key {key.shape} differ") from None
-        scores_shape = batch + (query.shape[-2], key.shape[-2])  # (..., L, S)
-        if mask is not None:
-            mask = np.asarray(_raw(mask))
-            if mask.dtype != np.bool_ or not broadcasts_to(mask.shape, scores_shape):
-                raise ValueError(
-                    f"AdditiveAttention: mask must be boolean and broadcast to (..., L, S) = {scores_shape}, "
-                    f"got {mask.dtype} {mask.shape}"
-                )
-        features = self.W_q(query).unsqueeze(-2) + self.W_k(key).unsqueeze(-3)  # (..., L, S, hidden)
-        scores = self.v(features.tanh()).squeeze(-1)  # (..., L, S)
-        weights = masked_softmax(scores, mask)  # (..., L, S)
-        return weights @ value, weights  # (..., L, Dv), (..., L, S)
-
-    def extra_repr(self):
-        return f"query_dim={self.query_dim}, key_dim={self.key_dim}, hidden_dim={self.hidden_dim}"

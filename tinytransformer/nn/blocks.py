@@ -15,7 +15,7 @@ itself after every sub-layer. Names follow GPT-2 (``ln_1``, ``attn``, ``ln_2``,
 import numpy as np
 
 from .activations import GELU, ReLU
-from .attention import CausalSelfAttention
+from .self_attention import CausalSelfAttention
 from .dropout import Dropout
 from .linear import Linear
 from .module import Module

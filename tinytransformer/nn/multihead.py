@@ -9,17 +9,24 @@ so a ``torch.nn.MultiheadAttention`` state dict loads unchanged. When keys or
 values have their own widths (``kdim``, ``vdim``) the three are separate:
 ``q_proj_weight``, ``k_proj_weight``, ``v_proj_weight``.
 
-Mask conventions follow PyTorch's layer, which are the *opposite* of
-``scaled_dot_product_attention``'s: here a boolean True means "ignore".
+Masks follow PyTorch's layer, which are the *opposite* of
+``scaled_dot_product_attention``'s: here a boolean True means "ignore". The
+one place the convention flips is ``_merge_masks``, which turns the layer's
+masks into the functional op's (True = take part, or floats to add).
+
+Two options PyTorch's layer does not have, so that the encoder-decoder
+(``models/seq2seq.py``) uses this layer as it is: ``rotary`` (rotary
+positions for each head's queries and keys) and ``record`` (keep the last
+call's attention weights, for plots).
 """
 
 import math
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import no_grad
 from ..random import get_rng
-from .attention import attention_weights, causal_mask, scaled_dot_product_attention
+from .attention import _raw, attention_weights, causal_mask, scaled_dot_product_attention
 from .linear import Linear, linear
 from .module import Module, Parameter
 
@@ -30,13 +37,18 @@ def _xavier_uniform(rng, shape, dtype):
     return rng.uniform(-bound, bound, shape).astype(dtype)
 
 
+def _as_mask(mask):
+    """A mask as an array: boolean or float (PyTorch's two kinds), anything else is an error."""
+    mask = np.asarray(_raw(mask))
+    if mask.dtype != np.bool_ and mask.dtype.kind != "f":
+        raise TypeError(f"MultiheadAttention: masks must be boolean or float, got dtype {mask.dtype}")
+    return mask
+
+
 def _additive(mask, dtype):
     """A mask as numbers to add to the scores: boolean True (ignore) -> -inf, False -> 0; floats as they are."""
-    mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
     if mask.dtype == np.bool_:
         return np.where(mask, -np.inf, 0.0).astype(dtype)
-    if mask.dtype.kind != "f":
-        raise TypeError(f"MultiheadAttention: masks must be boolean or float, got dtype {mask.dtype}")
     return mask.astype(dtype, copy=False)
 
 
@@ -49,12 +61,19 @@ class MultiheadAttention(Module):
     over heads ((N, num_heads, L, S) with ``average_attn_weights=False``), or
     None with ``need_weights=False`` (then the fused attention op is used).
 
-    ``key_padding_mask`` (N, S): True marks padding keys to ignore. ``attn_mask``
-    (L, S) or (N * num_heads, L, S): boolean True = may *not* attend, or float
-    added to the scores. ``is_causal=True`` without an ``attn_mask`` builds the
-    causal mask (PyTorch requires the mask and treats the flag as a hint; with a
-    mask given, the mask is used as is). A query left with no key gets zeros,
-    where PyTorch gives NaN.
+    Masks, PyTorch's convention: ``key_padding_mask`` (N, S), True marks padding
+    keys to ignore; ``attn_mask`` (L, S) or (N * num_heads, L, S), boolean
+    True = may *not* attend; either may instead be float, added to the scores.
+    ``is_causal=True`` without an ``attn_mask`` builds the causal mask (PyTorch
+    requires the mask and treats the flag as a hint; with a mask given, the
+    mask is used as is). A query left with no key gets zeros, where PyTorch
+    gives NaN.
+
+    Beyond PyTorch: ``rotary`` (a ``RotaryEmbedding``) rotates each head's
+    queries and keys by their positions before the scores (Su et al. 2021).
+    With ``record = True`` each call also keeps, in ``last_weights``, the
+    weights that ``need_weights=True`` would return (an array, before dropout,
+    outside the graph); the output does not change.
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False, kdim=None, vdim=None,
@@ -82,6 +101,7 @@ class MultiheadAttention(Module):
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
         if bias:
             self.out_proj.bias.data[...] = 0
+        self.record, self.last_weights = False, None
 
     def _project(self, query, key, value):
         """Q W_q^T + b_q, K W_k^T + b_k, V W_v^T + b_v, each (N, ., E); one matmul for self-attention."""
@@ -112,7 +132,7 @@ class MultiheadAttention(Module):
             )
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
-                average_attn_weights=True, is_causal=False):
+                average_attn_weights=True, is_causal=False, rotary=None):
         self._check(query, key, value)
         unbatched = query.ndim == 2
         if unbatched:  # one sequence: a batch of one inside, taken off again at the end
@@ -127,6 +147,13 @@ class MultiheadAttention(Module):
         q = q.reshape(N, L, H, hd).transpose(1, 2)  # (N, H, L, hd)
         k = k.reshape(N, S, H, hd).transpose(1, 2)  # (N, H, S, hd)
         v = v.reshape(N, S, H, hd).transpose(1, 2)  # (N, H, S, hd)
+        if rotary is not None:
+            q, k = rotary(q), rotary(k)  # (N, H, L, hd), (N, H, S, hd): positions 0.. of each sequence
+        if self.record:
+            with no_grad():
+                recorded = attention_weights(q, k, mask).data  # (N, H, L, S)
+            recorded = recorded.mean(axis=1) if average_attn_weights else recorded  # (N, L, S) or (N, H, L, S)
+            self.last_weights = recorded[0] if unbatched else recorded
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights:  # the weights are wanted too: compose the attention from primitives, as PyTorch does
@@ -145,13 +172,18 @@ class MultiheadAttention(Module):
         return out, weights
 
     def _merge_masks(self, key_padding_mask, attn_mask, is_causal, N, L, S, unbatched, dtype):
-        """One additive mask broadcastable to (N, H, L, S), or None: PyTorch's masks -> numbers to add."""
+        """PyTorch's masks (True = ignore) -> one ``attn_mask`` for the functional op, broadcastable to (N, H, L, S).
+
+        Boolean masks give a boolean mask, True = take part (the same numbers as
+        adding -inf, and cheaper); if either mask is float, both become numbers
+        to add (-inf = ignore). None when there is no mask.
+        """
         name, H = "MultiheadAttention", self.num_heads
         if is_causal and attn_mask is None:
-            attn_mask = ~causal_mask(L, S)
-        mask = None
+            attn_mask = ~causal_mask(L, S)  # True = may not attend
+        masks = []
         if attn_mask is not None:
-            mask = _additive(attn_mask, dtype)
+            mask = _as_mask(attn_mask)
             per_head = (H, L, S) if unbatched else (N * H, L, S)
             if mask.shape == per_head:
                 mask = mask.reshape(N, H, L, S)  # PyTorch orders the first axis batch-major: n * H + h
@@ -160,17 +192,23 @@ class MultiheadAttention(Module):
                     f"{name}: attn_mask must have shape (L, S) = {(L, S)} or "
                     f"({'num_heads' if unbatched else 'N * num_heads'}, L, S) = {per_head}, got {mask.shape}"
                 )
+            masks.append(mask)
         if key_padding_mask is not None:
-            padding = _additive(key_padding_mask, dtype)
+            padding = _as_mask(key_padding_mask)
             expected = (S,) if unbatched else (N, S)
             if padding.shape != expected:
                 raise ValueError(
                     f"{name}: key_padding_mask must have shape {'(S,)' if unbatched else '(N, S)'} = {expected}, "
                     f"got {padding.shape}"
                 )
-            padding = padding.reshape(N, 1, 1, S)  # (N, 1, 1, S): the same keys hidden for every head and query
-            mask = padding if mask is None else mask + padding
-        return mask
+            masks.append(padding.reshape(N, 1, 1, S))  # (N, 1, 1, S): the same keys hidden for every head and query
+        if not masks:
+            return None
+        if all(mask.dtype == np.bool_ for mask in masks):
+            ignore = masks[0] if len(masks) == 1 else masks[0] | masks[1]
+            return ~ignore  # True = take part
+        additive = [_additive(mask, dtype) for mask in masks]
+        return additive[0] if len(additive) == 1 else additive[0] + additive[1]
 
     def extra_repr(self):
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, batch_first={self.batch_first}"

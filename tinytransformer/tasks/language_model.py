@@ -210,7 +210,7 @@ def run(config=None, progress=True, log=print) -> Trainer:
 class GenerateConfig:
     """Sampling from a saved language model: ``tinytransformer generate``."""
 
-    checkpoint: str = option(None, "the --out folder of a training run", metavar="DIR")
+    checkpoint: str = option(None, "the --out folder of a training run", metavar="DIR", required=True)
     prompt: str = option("\n", "text to continue (default: a newline); with a char tokenizer, only characters of "
                          "the training text")
     max_new_tokens: int = option(300, "tokens to generate", within="[1, inf)")

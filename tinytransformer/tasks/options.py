@@ -45,19 +45,22 @@ def check_value(name, value, kind, within=None, choices=None):
     and among ``choices``; else a ValueError naming ``name`` and the value."""
     if value is None:
         return value
+    if isinstance(value, (list, tuple)):  # a setting that takes several values: each one checked
+        return type(value)(check_value(name, v, kind, within, choices) for v in value)
     if choices is not None and value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
-    if kind in (int, float) and not isinstance(value, bool):
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be a number, got {value!r}")
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be a number, got {value!r}") from None
         if not math.isfinite(number):
             raise ValueError(f"{name} must be finite, got {value!r}")
-        if kind is int:
-            if number != int(number):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-            value = int(number)
+        if kind is int and number != int(number):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        value = int(number) if kind is int else number
     if within is not None:
         low, high = (float(x) for x in within[1:-1].split(","))
         below = value < low if within[0] == "[" else value <= low

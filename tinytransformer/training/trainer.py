@@ -267,7 +267,7 @@ class Trainer:
 
     def plot(self, path):
         """The loss curves as a PNG at ``path`` (needs matplotlib)."""
-        from .plots import plot_loss_curves
+        from ..plots import plot_loss_curves
 
         return plot_loss_curves(self.history, path, title=f"GPT on {self.meta.get('data', 'a corpus')}, step {self.step}")
 

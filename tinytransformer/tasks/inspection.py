@@ -14,19 +14,20 @@ fine-tuned classifier (``tinytransformer finetune --task classify``):
   that is gradient x input of the members' mean score.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..data.encoding import encode_texts
+from ..inspect import attention_maps, logit_lens, token_attribution
 from ..models.gpt import GPT
 from ..models.heads import Ensemble, SequenceClassifier
+from ..plots import plot_attention_maps, plot_attribution, plot_logit_lens, token_labels
 from ..training.checkpoint import load_meta
-from ..training.finetune import encode_texts, load_finetuned
-from ..training.pretrain import load_pretrained
-from .attention_maps import attention_maps
-from .attribution import token_attribution
-from .logit_lens import logit_lens
-from .plots import plot_attention_maps, plot_attribution, plot_logit_lens, token_labels
+from .finetuned import load_finetuned
+from .language_model import load_pretrained
+from .options import check_options, option
 
 WHAT = ("attention", "logit-lens", "attribution")
 
@@ -87,4 +88,28 @@ def inspect_checkpoint(folder, text, out_dir, what=WHAT) -> dict:
             f"the next token {token_labels(tokenizer, [target])[0]!r}"
         written["attribution"] = plot_attribution(
             scores, tokens, out_dir / "attribution.png", title=f"gradient x input for {explained} (p = {p:.2f})")
+    return written
+
+
+@dataclass
+class InspectConfig:
+    """``tinytransformer inspect``: which checkpoint, which text, where the PNGs go, which of them."""
+
+    checkpoint: str = option(None, "the --out folder of `train` or `finetune`", metavar="DIR", required=True)
+    text: str = option(None, "the input to look at (cut to the model's block size)", required=True)
+    out: str = option("inspect", "folder for the PNGs", metavar="DIR")
+    what: list = option(None, "which figure; repeat for several (default: all three)", choices=WHAT, many=True)
+
+    def __post_init__(self):
+        check_options(self)
+        if self.checkpoint is None or self.text is None:
+            raise ValueError("inspect: give the checkpoint folder and the text to look at")
+        self.what = tuple(self.what or WHAT)
+
+
+def run(config: InspectConfig) -> dict:
+    """Write the figures and print where each went."""
+    written = inspect_checkpoint(config.checkpoint, config.text, config.out, config.what)
+    for what, path in written.items():
+        print(f"{what}: {path}")
     return written

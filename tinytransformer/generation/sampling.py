@@ -1,4 +1,4 @@
-"""Generating text: sampling strategies, and the KV cache that makes each token cheap.
+"""Sampling text from a language model: strategies, and the KV cache that makes each token cheap.
 
 A language model gives logits z over the vocabulary for the next token; we
 turn them into a choice:
@@ -16,9 +16,9 @@ new token costs one position; only the new query attends over the cached keys.
 
 import numpy as np
 
-from .autograd import no_grad
-from .nn import KVCache
-from .random import get_rng
+from ..autograd import no_grad
+from ..nn import KVCache
+from ..random import get_rng
 
 
 def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, rng=None) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Decoding a sequence-to-sequence model, and scoring what it wrote.
+"""Decoding a sequence-to-sequence model: greedy, and beam search.
 
 A decoder gives log-probabilities log p(y_t | y_<t, x) for the next token; a
 translation is a whole sequence, scored by the sum of its tokens' log-probabilities.
@@ -18,19 +18,12 @@ Both decoders take a function ``step(prefixes, rows) -> log_probs``: prefixes
 (N, t) token ids, rows (N,) which source each prefix belongs to, and it
 returns (N, V) log-probabilities of the next token. ``model_step`` makes one
 from a ``Seq2SeqTransformer``; a test can pass a hand-made table instead.
-
-Scores: exact match (the whole output equals the reference) and BLEU
-(Papineni et al. 2002): the geometric mean of the clipped n-gram precisions
-p_1 .. p_4 over the corpus, times a brevity penalty exp(1 - r/c) when the
-outputs (c tokens in all) are shorter than the references (r tokens).
+What the outputs are worth: ``tinytransformer.metrics`` (exact match, BLEU).
 """
-
-import math
-from collections import Counter
 
 import numpy as np
 
-from .autograd import no_grad
+from ..autograd import no_grad
 
 
 def model_step(model, src):
@@ -116,37 +109,3 @@ def beam_search(step, n_sources, bos_id, eos_id, max_len, beam_size=4, length_pe
     pick = ranked.argmax(axis=-1)  # (B,)
     outputs = [_strip(seqs[b, pick[b]], eos_id) for b in range(B)]
     return outputs, scores[np.arange(B), pick]
-
-
-def exact_match(predictions, references) -> float:
-    """The fraction of predictions equal to their reference (strings, or token lists)."""
-    if len(predictions) != len(references) or not references:
-        raise ValueError(f"exact_match: need as many predictions as references (> 0), "
-                         f"got {len(predictions)} and {len(references)}")
-    return sum(p == r for p, r in zip(predictions, references)) / len(references)
-
-
-def _ngrams(tokens, n):
-    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-
-
-def bleu(predictions, references, max_n=4) -> float:
-    """Corpus BLEU in [0, 1] of token lists (or strings, split on spaces); one reference each.
-
-    BLEU = BP * exp(mean_n log p_n), p_n = clipped n-gram matches / n-grams written,
-    BP = min(1, exp(1 - r / c)). 0 when some p_n is 0.
-    """
-    if len(predictions) != len(references) or not references:
-        raise ValueError(f"bleu: need as many predictions as references (> 0), got {len(predictions)} and {len(references)}")
-    split = [(p.split() if isinstance(p, str) else list(p), r.split() if isinstance(r, str) else list(r))
-             for p, r in zip(predictions, references)]
-    log_precision = 0.0
-    for n in range(1, max_n + 1):
-        matched = sum(sum((_ngrams(p, n) & _ngrams(r, n)).values()) for p, r in split)  # clipped counts
-        written = sum(max(len(p) - n + 1, 0) for p, _ in split)
-        if matched == 0:
-            return 0.0
-        log_precision += math.log(matched / written) / max_n
-    c, r = sum(len(p) for p, _ in split), sum(len(r) for _, r in split)
-    brevity = 1.0 if c > r else math.exp(1 - r / c)
-    return brevity * math.exp(log_precision)

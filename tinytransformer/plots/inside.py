@@ -1,16 +1,15 @@
-"""The figures of ``tinytransformer inspect``: attention grids, the logit lens, token attributions.
+"""The figures of looking inside a model (``tinytransformer inspect``): attention grids, the logit lens,
+token attributions.
 
-Each function takes arrays (from ``attention_maps``, ``logit_lens``,
-``token_attribution``) and token labels, writes a PNG and returns its path.
-matplotlib is imported only when a figure is drawn.
+Each function takes arrays (from ``tinytransformer.inspect``'s
+``attention_maps``, ``logit_lens``, ``token_attribution``) and token labels,
+writes a PNG and returns its path. matplotlib is imported only when a figure
+is drawn.
 """
-
-from pathlib import Path
 
 import numpy as np
 
-from ..training.plots import import_pyplot as _pyplot
-from .logit_lens import log_softmax
+from .backend import import_pyplot, save_figure
 
 MAX_LABELLED = 48  # beyond this many tokens, tick labels would overlap
 
@@ -24,12 +23,11 @@ def token_labels(tokenizer, ids):
     return labels
 
 
-def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return path
+def _log_softmax(logits, axis=-1):
+    """log p = z - logsumexp(z), stable, on arrays (in float64 for display)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
 
 
 def _fontsize(n_tokens):
@@ -52,7 +50,7 @@ def plot_attention_maps(maps, labels, path, title="attention maps"):
     Rows of each map are queries, columns keys: the cell (i, j) is how much
     position i attends to position j.
     """
-    plt = _pyplot()
+    plt = import_pyplot()
     n_layer, n_head = maps.shape[:2]
     panel = max(2.4, 0.11 * maps.shape[-1])  # inches: room for one tick label per token
     fig, axes = plt.subplots(n_layer, n_head, figsize=(panel * n_head + 0.6, panel * n_layer + 0.5), squeeze=False)
@@ -69,7 +67,7 @@ def plot_attention_maps(maps, labels, path, title="attention maps"):
                 _ticks(ax, labels, "x", size=6)
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention probability")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_logit_lens(lens_logits, labels, vocab, path, title="logit lens"):
@@ -80,8 +78,8 @@ def plot_logit_lens(lens_logits, labels, vocab, path, title="logit lens"):
     that layer's top guess, the text in a cell the guess itself. The bottom
     axis shows the input tokens, the top axis the token that really came next.
     """
-    plt = _pyplot()
-    probs = np.exp(log_softmax(lens_logits))  # (L + 1, T, V)
+    plt = import_pyplot()
+    probs = np.exp(_log_softmax(lens_logits))  # (L + 1, T, V)
     top = probs.argmax(axis=-1)  # (L + 1, T)
     n_rows, T = top.shape
     fig, ax = plt.subplots(figsize=(max(5.0, 0.42 * T + 2), 0.6 * n_rows + 2.2))
@@ -101,12 +99,12 @@ def plot_logit_lens(lens_logits, labels, vocab, path, title="logit lens"):
     fig.colorbar(image, ax=ax, label="probability of the top guess")
     ax.set_title(title, fontsize=10, pad=28 if T <= MAX_LABELLED else 6)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_attribution(scores, labels, path, title="token attribution"):
     """One bar per token: red raised the explained score, blue lowered it."""
-    plt = _pyplot()
+    plt = import_pyplot()
     scores = np.asarray(scores, dtype=np.float64)
     fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(scores) + 1.5), 3.2))
     ax.bar(np.arange(len(scores)), scores, color=np.where(scores >= 0, "tab:red", "tab:blue"))
@@ -115,4 +113,4 @@ def plot_attribution(scores, labels, path, title="token attribution"):
     ax.set_ylabel("attribution")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

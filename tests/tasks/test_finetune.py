@@ -1,15 +1,18 @@
-"""Fine-tuning: encoding and batching, the loop on toy tasks, best-by-dev checkpoints, pretraining for a task."""
+"""Fine-tuning: the loop on toy tasks, best-by-dev checkpoints, pretraining for a task, the recipe's defaults."""
 
 import numpy as np
 import pytest
 
 import tinytransformer as tt
 from tinytransformer.data import BPETokenizer, TaskData, WordTokenizer
+from tinytransformer.data.encoding import pretraining_sentences
 from tinytransformer.models import GPT, GPTConfig
-from tinytransformer.models.heads import IGNORE_INDEX, Ensemble
-from tinytransformer.training.finetune import (
-    FinetuneConfig, build_head, encode_tagged, encode_texts, encode_words, evaluate, finetune, length_batches,
-    load_finetuned, pad, predict_proba, predict_tags, pretrain_for_task, pretraining_sentences, save_finetuned,
+from tinytransformer.models.heads import Ensemble
+from tinytransformer.tasks.finetune import (
+    TASK_DEFAULTS, FinetuneConfig, FinetuneRecipe, finetune, pretrain_for_task,
+)
+from tinytransformer.tasks.finetuned import (
+    build_head, evaluate, load_finetuned, predict_proba, predict_tags, save_finetuned,
 )
 
 GOOD, BAD, FILL = ["good", "great", "fine"], ["bad", "awful", "poor"], ["the", "film", "was", "a", "plot", "it"]
@@ -53,34 +56,6 @@ def reviews():
 def _config(tokenizer, **options):
     return GPTConfig(**{"vocab_size": tokenizer.vocab_size, "block_size": 16, "n_layer": 1, "n_head": 2,
                         "n_embd": 16, **options})
-
-
-def test_length_batches_cover_every_example_once_and_group_lengths():
-    lengths = np.random.default_rng(0).integers(1, 50, 1000)
-    for rng in (None, np.random.default_rng(1)):
-        batches = length_batches(lengths, 32, rng)
-        assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
-        spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
-        assert spread < 3  # a random batch of 32 would spread over ~45
-    assert [len(b) for b in length_batches(lengths, 300)] == [300, 300, 300, 100]
-
-
-def test_pad_right_pads_and_masks():
-    idx, mask = pad([[5, 6, 7], [8]], fill=-1)
-    np.testing.assert_array_equal(idx, [[5, 6, 7], [8, -1, -1]])
-    np.testing.assert_array_equal(mask, [[False, False, False], [False, True, True]])
-
-
-def test_encoding_puts_a_word_tag_on_its_last_token():
-    word_tok = WordTokenizer.train([["New", "York", "is", "big"]])
-    ids, labels = encode_tagged(word_tok, [["New", "York", "rocks"]], [["B-loc", "I-loc", "O"]],
-                                {"O": 0, "B-loc": 1, "I-loc": 2}, max_len=10)
-    assert ids[0][0] == word_tok.bos_id and ids[0][3] == word_tok.unk_id
-    assert labels[0] == [IGNORE_INDEX, 1, 2, 0]
-    bpe = BPETokenizer.train("New York is big. New York is big.", vocab_size=270)
-    ids, ends = encode_words(bpe, ["New", "Yorkshire"])
-    assert ids == bpe.encode("New Yorkshire") and ends[-1] == len(ids) - 1 and ends[0] < ends[1] - 1
-    assert encode_texts(word_tok, ["New York is big"], max_len=3) == [[word_tok.bos_id] + word_tok.encode("New York")]
 
 
 def test_finetune_learns_a_toy_sentiment_task_and_saves_the_best_epoch(reviews, tmp_path):
@@ -164,3 +139,26 @@ def test_finetune_config_rejects_bad_values():
         FinetuneConfig(warmup=1.5)
     with pytest.raises(ValueError, match="task must be"):
         build_head("translate", GPTConfig(), ("a", "b"))
+
+
+def test_the_recipe_fills_in_its_task_defaults_and_says_them_in_its_help():
+    for task, data in (("classify", "sst2"), ("tag", "wnut17")):
+        recipe = FinetuneRecipe(task=task, data=data)
+        assert {name: getattr(recipe, name) for name in TASK_DEFAULTS[task]} == TASK_DEFAULTS[task]
+    assert FinetuneRecipe(task="tag", data="wnut17", epochs=2, vocab_size=300).epochs == 2
+    helps = {name: f.metadata["help"] for name, f in FinetuneRecipe.__dataclass_fields__.items()}
+    c, t = TASK_DEFAULTS["classify"], TASK_DEFAULTS["tag"]
+    for name in ("epochs", "ensemble", "n_layer", "pretrain_steps", "min_freq", "tokenizer"):
+        assert f"(default classify/tag: {c[name]}/{t[name]})" in helps[name], name
+    assert "(default classify/tag: no limit/2048)" in helps["vocab_size"]
+
+
+def test_the_recipe_rejects_bad_values():
+    with pytest.raises(ValueError, match="give either data"):
+        FinetuneRecipe(task="classify")
+    with pytest.raises(ValueError, match="is a classification task"):
+        FinetuneRecipe(task="tag", data="sst2")
+    with pytest.raises(ValueError, match="epochs must be in"):
+        FinetuneRecipe(task="classify", data="sst2", epochs=0)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        FinetuneRecipe(task="classify", data="sst2", pooling="sum")

@@ -1,0 +1,20 @@
+"""Every figure the library draws, one module per family; matplotlib is imported only when one is drawn.
+
+    backend.py    import_pyplot (the file-only Agg backend), save_figure
+    training.py   plot_loss_curves (a run's history), plot_confusion_matrix (a classifier's mistakes)
+    inside.py     plot_attention_maps, plot_logit_lens, plot_attribution (``tinytransformer inspect``),
+                  token_labels for their axes
+
+The functions take arrays and histories, not models: computing what to draw is
+the job of ``training`` and ``inspect``, which import this package, never the
+reverse.
+"""
+
+from .backend import import_pyplot, save_figure
+from .inside import plot_attention_maps, plot_attribution, plot_logit_lens, token_labels
+from .training import plot_confusion_matrix, plot_loss_curves
+
+__all__ = [
+    "import_pyplot", "plot_attention_maps", "plot_attribution", "plot_confusion_matrix", "plot_logit_lens",
+    "plot_loss_curves", "save_figure", "token_labels",
+]

@@ -1,0 +1,394 @@
+"""Fine-tuning a GPT to classify sentences or tag words: what ``tinytransformer finetune`` runs, with its defaults.
+
+    run(FinetuneRecipe(task="classify", data="sst2", out="runs/sst2"))    the command, from Python
+
+``run`` goes through four steps:
+
+    1. a tokenizer trained on the training and dev texts: words for classification
+       (SST-2 comes lower-cased and tokenised; words seen once become <unk>),
+       byte-level BPE for tagging (new names fall apart into known pieces instead
+       of becoming <unk>);
+    2. the body: a pretrained GPT from ``checkpoint`` (its tokenizer replaces the one
+       of step 1: body and head must read text the same way), or a GPT pretrained
+       here for ``pretrain_steps`` on the task's sentences (``pretrain_for_task``;
+       with ``pretrain_corpus="pydoc"``, Python's help pages too; saved to
+       ``OUT/pretrained`` for reuse with ``checkpoint``), or a fresh GPT (``pretrain_steps=0``);
+    3. ``ensemble`` heads trained on that body (``finetune``; member k seeded 1000 seed + k),
+       each kept at its best epoch by dev score, their probabilities averaged;
+    4. the result saved to ``out`` (``load_finetuned`` reads it), the dev and test scores
+       printed and written to ``OUT/results.json``.
+
+Both trainings are the library's one loop (``training.Trainer``) with their own
+batches, loss and evaluation. A fine-tuning step is the language model's step
+with a head's loss, on sentences of similar lengths padded to their longest:
+
+    idx, mask, y = next batch                 (B, T), (B, T), (B,) labels or (B, T) tags
+    loss = model(idx, mask, y)[1]             binary cross-entropy, or cross-entropy
+    loss.backward(); clip; AdamW step; warmup then cosine to 0
+
+The classification defaults are the best of what was measured on SST-2 within
+the 15-minute budget of a 2-core machine (docs/finetuning.md): a one-block,
+128-wide GPT from scratch with max pooling, ten of them averaged. Pretraining on
+the task's own 7,800 sentences did not help there, so it is off by default for
+classification; tagging keeps it.
+"""
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..data import CORPORA, load_task
+from ..data.batching import EpochBatches, pad
+from ..data.encoding import IGNORE_INDEX, TOKENIZER_KINDS, encode_tagged, encode_texts, encode_words
+from ..data.encoding import pretraining_sentences, task_tokenizer
+from ..data.tasks import TASKS as BUILT_IN
+from ..metrics import accuracy
+from ..models.gpt import GPT, GPTConfig
+from ..models.heads import POOLINGS, Ensemble, TokenClassifier
+from ..nn import functional as F
+from ..plots import import_pyplot, plot_confusion_matrix
+from ..random import manual_seed
+from ..training import TrainConfig, Trainer
+from ..training.checkpoint import atomic_write_text, save_checkpoint
+from .finetuned import build_head, describe_scores, evaluate, predict_proba, save_finetuned
+from .language_model import load_pretrained
+from .options import check_options, option
+
+TASK_KINDS = {"classify": "classification", "tag": "tagging"}  # the task -> the kind of data it reads
+# Settings that differ by task; None in a FinetuneRecipe field means "this task's default".
+TASK_DEFAULTS = {
+    "classify": {"tokenizer": "word", "vocab_size": None, "min_freq": 2, "n_layer": 1, "epochs": 3, "pretrain_steps": 0,
+                 "ensemble": 10},
+    "tag": {"tokenizer": "bpe", "vocab_size": 2048, "min_freq": 1, "n_layer": 2, "epochs": 8, "pretrain_steps": 600,
+            "ensemble": 1},
+}
+MAX_BLOCK_SIZE = 128
+
+
+def per_task(help, name, none="none"):
+    """``help`` and the defaults of setting ``name`` in TASK_DEFAULTS: "... (default classify/tag: 3/8)"."""
+    shown = [none if defaults[name] is None else str(defaults[name]) for defaults in TASK_DEFAULTS.values()]
+    return f"{help} (default {'/'.join(TASK_DEFAULTS)}: {'/'.join(shown)})"
+
+
+@dataclass
+class FinetuneRecipe:
+    """Every choice of a fine-tuning run; ``tinytransformer finetune --help`` shows the same, as flags."""
+
+    task: str = option("classify", "classify: label<TAB>text lines; tag: CoNLL token<TAB>tag lines, blank between "
+                       "sentences", choices=tuple(TASK_KINDS), required=True, group="task")
+    data: str = option(None, "a built-in task with its own dev and test splits", choices=tuple(BUILT_IN), group="task")
+    train: str = option(None, "your training file (instead of --data)", metavar="FILE", group="task")
+    dev: str = option(None, "your dev file (default: 10% of --train, held out)", metavar="FILE", group="task")
+    test: str = option(None, "scored once, at the end", metavar="FILE", group="task")
+    checkpoint: str = option(None, "a pretrained GPT (from `tinytransformer train`, or OUT/pretrained of an earlier "
+                             "run); its tokenizer and size are used", metavar="DIR", group="body")
+    freeze: bool = option(False, "train the head only, keep the body as it is", group="body")
+    tokenizer: str = option(None, per_task("the tokenizer trained on the task's text", "tokenizer"),
+                            choices=TOKENIZER_KINDS, group="body")
+    vocab_size: int = option(None, per_task("at most this many ids", "vocab_size", none="no limit"),
+                             within="[1, inf)", group="body")
+    min_freq: int = option(None, per_task("word tokenizer: keep words seen this often, the rest are <unk>",
+                                          "min_freq"), within="[1, inf)", group="body")
+    n_layer: int = option(None, per_task("Transformer blocks", "n_layer"), within="[1, inf)", group="body")
+    n_head: int = option(4, "attention heads per block", within="[1, inf)", group="body")
+    n_embd: int = option(128, "width of the residual stream", within="[1, inf)", group="body")
+    dropout: float = option(0.1, "dropout inside the body", within="[0, 1)", group="body")
+    pretrain_steps: int = option(None, per_task("without --checkpoint: steps of next-token prediction on the task's "
+                                                "training and dev text before fine-tuning; 0 starts from scratch",
+                                                "pretrain_steps"), within="[0, inf)", group="body")
+    pretrain_corpus: str = option(None, "also pretrain on this corpus's lines (default: the task's text only)",
+                                  choices=CORPORA, group="body")
+    shortlist: int = option(2000, "word tokenizer: pretraining predicts only the N most frequent words, the rarer "
+                            "ones as <unk>", within="[1, inf)", metavar="N", group="body")
+    epochs: int = option(None, per_task("passes over the training data", "epochs"), within="[1, inf)",
+                         group="fine-tuning")
+    batch_size: int = option(32, "examples per step", within="[1, inf)", group="fine-tuning")
+    lr: float = option(1e-3, "peak learning rate of AdamW for the head", within="[0, inf)", group="fine-tuning")
+    body_lr: float = option(None, "learning rate of the body (default: --lr)", within="[0, inf)", group="fine-tuning")
+    weight_decay: float = option(0.01, "AdamW's weight decay", within="[0, inf)", group="fine-tuning")
+    head_dropout: float = option(0.1, "dropout before the head", within="[0, 1)", group="fine-tuning")
+    pooling: str = option("max", "classify: how the sentence's hidden states become one vector: their average, the "
+                          "last one, or each feature's maximum", choices=POOLINGS, group="fine-tuning")
+    ensemble: int = option(None, per_task("train this many models (member k seeded 1000 * seed + k) and average "
+                                          "their probabilities", "ensemble"), within="[1, inf)", group="fine-tuning")
+    seed: int = option(0, "seeds pretraining, the weights, batches and dropout", within="[0, inf)",
+                       group="fine-tuning")
+    out: str = option(None, "folder for the fine-tuned model and results.json; None (from Python) saves nothing",
+                      metavar="DIR", required=True)
+
+    def __post_init__(self):
+        check_options(self)
+        if (self.data is None) == (self.train is None):
+            raise ValueError("FinetuneRecipe: give either data (a built-in task) or train (your file), not both")
+        if self.data is not None and (self.dev or self.test):
+            raise ValueError(f"FinetuneRecipe: {self.data!r} comes with its own dev and test splits")
+        if self.data is not None and BUILT_IN[self.data] != TASK_KINDS[self.task]:
+            raise ValueError(f"FinetuneRecipe: {self.data!r} is a {BUILT_IN[self.data]} task, not {self.task!r}")
+        for name, value in TASK_DEFAULTS[self.task].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+
+    def finetune_config(self, seed) -> "FinetuneConfig":
+        return FinetuneConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, body_lr=self.body_lr,
+                              weight_decay=self.weight_decay, freeze=self.freeze, seed=seed)
+
+
+# ------------------------------------------------------------ the whole run
+def load_recipe_data(recipe):
+    """The ``TaskData`` a recipe names: a built-in set, or the user's files of the recipe's kind."""
+    if recipe.data is not None:
+        return load_task(recipe.data)
+    return load_task(recipe.train, dev=recipe.dev, test=recipe.test, kind=TASK_KINDS[recipe.task], seed=recipe.seed)
+
+
+def _texts(split):
+    return [t if isinstance(t, str) else " ".join(t) for t in split[0]]
+
+
+def _block_size(recipe, tokenizer, data):
+    """Room for the longest training or dev sentence (plus <bos>), at most MAX_BLOCK_SIZE."""
+    inputs = data.train[0] + data.dev[0]
+    if recipe.task == "classify":
+        longest = max(len(tokenizer.encode(t)) for t in inputs)
+    else:
+        longest = max(len(encode_words(tokenizer, words)[0]) for words in inputs)
+    return min(longest + 2, MAX_BLOCK_SIZE)
+
+
+def prepare_body(recipe, data, out_dir, log=print):
+    """``(state_dict or None, config, tokenizer)``: the pretrained body the heads start from."""
+    if recipe.checkpoint is not None:
+        body, tokenizer, _ = load_pretrained(recipe.checkpoint)
+        log(f"body: {recipe.checkpoint} ({body.config.n_layer} layers, width {body.config.n_embd}, "
+            f"vocabulary {tokenizer.vocab_size})")
+        config = GPTConfig(**{**body.config.to_dict(), "dropout": recipe.dropout})
+        return body.state_dict(), config, tokenizer
+    texts = _texts(data.train) + _texts(data.dev)
+    tokenizer = task_tokenizer(texts, recipe.tokenizer, recipe.vocab_size, recipe.min_freq)
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=_block_size(recipe, tokenizer, data),
+                       n_layer=recipe.n_layer, n_head=recipe.n_head, n_embd=recipe.n_embd, dropout=recipe.dropout)
+    log(f"tokenizer: {recipe.tokenizer}, {tokenizer.vocab_size} ids, trained on the training and dev texts")
+    if not recipe.pretrain_steps:
+        log("body: from scratch (no pretraining)")
+        return None, config, tokenizer
+    sentences = pretraining_sentences(texts, tokenizer, config.block_size, recipe.pretrain_corpus)
+    log(f"pretraining a {config.n_layer}-layer GPT (width {config.n_embd}) for {recipe.pretrain_steps} steps on "
+        f"{len(sentences):,} sentences ({sum(map(len, sentences)):,} tokens)")
+    shortlist = recipe.shortlist if recipe.tokenizer == "word" else None
+    body = pretrain_for_task(sentences, GPTConfig(**{**config.to_dict(), "dropout": 0.0}), recipe.pretrain_steps,
+                             batch_size=recipe.batch_size, seed=recipe.seed, shortlist=shortlist,
+                             unk_id=getattr(tokenizer, "unk_id", None), log=log)
+    if out_dir is not None:
+        meta = {"kind": "pretrained", "data": "task text", "model_config": body.config.to_dict(),
+                "tokenizer": tokenizer.to_dict()}
+        save_checkpoint(Path(out_dir) / "pretrained", body.state_dict(), None, meta)
+    return body.state_dict(), config, tokenizer
+
+
+def member_seed(seed, k) -> int:
+    """The seed of member k of a run seeded ``seed``: runs with different seeds share no member."""
+    return 1000 * seed + k
+
+
+def run(recipe: FinetuneRecipe, log=print) -> dict:
+    """Run the whole recipe (see the module docstring); returns the results written to ``OUT/results.json``."""
+    started, out_dir = time.perf_counter(), recipe.out
+    data = load_recipe_data(recipe)
+    log(f"data: {len(data.train[0]):,} training, {len(data.dev[0]):,} dev"
+        f"{f', {len(data.test[0]):,} test' if data.test else ''} examples; labels {list(data.labels)}")
+    state, config, tokenizer = prepare_body(recipe, data, out_dir, log)
+    pretrain_seconds = time.perf_counter() - started
+    members, member_dev = [], []
+    for k in range(recipe.ensemble):
+        if recipe.ensemble > 1:
+            log(f"fine-tune {k + 1} of {recipe.ensemble}")
+        seed = member_seed(recipe.seed, k)
+        manual_seed(seed)  # the head's (and a fresh body's) initial weights
+        model = build_head(recipe.task, config, data.labels, recipe.head_dropout, recipe.pooling)
+        if state is not None:
+            model.load_body(state)
+        single_out = out_dir if recipe.ensemble == 1 else None  # one model: saved at every new best epoch
+        history = finetune(model, tokenizer, data, recipe.finetune_config(seed), single_out, log,
+                           meta={"recipe": asdict(recipe)})
+        members.append(model)
+        member_dev.append(history["best_dev"])
+    model = members[0] if recipe.ensemble == 1 else Ensemble(members)
+    results = {"recipe": asdict(recipe), "members_dev": member_dev,
+               "dev": evaluate(model, tokenizer, data.labels, *data.dev)}
+    if data.test is not None:
+        results["test"] = evaluate(model, tokenizer, data.labels, *data.test)
+        if recipe.ensemble > 1:
+            results["members_test"] = [evaluate(m, tokenizer, data.labels, *data.test) for m in members]
+    results["seconds"] = {"pretrain": round(pretrain_seconds, 1), "total": round(time.perf_counter() - started, 1)}
+    name = "the model" if recipe.ensemble == 1 else f"the ensemble of {recipe.ensemble}"
+    log(f"{name}: dev {describe_scores(results['dev'])}")
+    if "test" in results:
+        log(f"{name}: test {describe_scores(results['test'])}")
+    if out_dir is not None:
+        if recipe.ensemble > 1:
+            save_finetuned(out_dir, model, tokenizer, data.labels, {"recipe": asdict(recipe)})
+        atomic_write_text(Path(out_dir, "results.json"), json.dumps(results, indent=1, default=float) + "\n")
+        if recipe.task == "classify":
+            for split in ("dev", "test"):
+                if getattr(data, split) is not None:
+                    log(f"confusion matrix ({split}): {save_confusion_matrix(model, tokenizer, data, split, out_dir)}")
+    log(f"done in {results['seconds']['total']:.0f} s; saved to {out_dir}" if out_dir else "done")
+    return results
+
+
+def run_finetune(recipe: FinetuneRecipe, out_dir=None, log=print) -> dict:
+    """``run(recipe)``, saving to ``out_dir`` if given (instead of ``recipe.out``)."""
+    return run(recipe if out_dir is None else replace(recipe, out=str(out_dir)), log)
+
+
+def save_confusion_matrix(model, tokenizer, data, split, out_dir) -> Path:
+    """``OUT/confusion_<split>.png``: the classifier's predictions on a split against the truth (needs matplotlib)."""
+    plt = import_pyplot()
+    texts, truth = getattr(data, split)
+    predicted = [data.labels[i] for i in predict_proba(model, tokenizer, texts).argmax(axis=1)]
+    path = Path(out_dir) / f"confusion_{split}.png"
+    fig = plot_confusion_matrix(truth, predicted, labels=list(data.labels),
+                                title=f"{split}: accuracy {accuracy(truth, predicted):.1%}", path=path)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------ training a head
+@dataclass
+class FinetuneConfig:
+    """How ``finetune`` trains a head. ``body_lr`` None: the head's ``lr``. ``warmup`` is a fraction of all steps."""
+
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 1e-3
+    body_lr: float = None
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    grad_clip: float = 1.0
+    freeze: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"FinetuneConfig: {name} must be a positive integer, got {value!r}")
+        for name in ("lr", "weight_decay", "grad_clip"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"FinetuneConfig: {name} must be >= 0, got {getattr(self, name)!r}")
+        if self.body_lr is not None and not self.body_lr >= 0:
+            raise ValueError(f"FinetuneConfig: body_lr must be >= 0 or None, got {self.body_lr!r}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"FinetuneConfig: warmup must be a fraction in [0, 1), got {self.warmup!r}")
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def finetune(model, tokenizer, data, config=None, out_dir=None, log=print, meta=None) -> dict:
+    """Train ``model`` (a head on a body) on ``data.train``; after each epoch score ``data.dev``.
+
+    ``data`` is a ``TaskData``. Prints one line per epoch (train loss, dev
+    scores); the best epoch by dev score (accuracy, or entity F1 for tagging)
+    is kept: restored into ``model`` at the end and, with ``out_dir``, saved
+    there as a checkpoint (``load_finetuned`` reads it). Returns the history.
+    """
+    config = config if config is not None else FinetuneConfig()
+    manual_seed(config.seed)  # dropout
+    if config.freeze:
+        model.freeze_body()
+    tagging = isinstance(model, TokenClassifier)
+    ids = {label: i for i, label in enumerate(data.labels)}
+    inputs, targets = data.train
+    max_len = model.body.config.block_size
+    if tagging:
+        inputs, targets = encode_tagged(tokenizer, inputs, targets, ids, max_len)
+    else:
+        inputs, targets = encode_texts(tokenizer, inputs, max_len), [ids[t] for t in targets]
+
+    def collate(batch):  # example indices -> idx (B, T), key_padding_mask (B, T), y: tags (B, T) or labels (B,)
+        idx, mask = pad([inputs[i] for i in batch])
+        y = pad([targets[i] for i in batch], IGNORE_INDEX)[0] if tagging else np.array([targets[i] for i in batch])
+        return idx, mask, y
+
+    batches = EpochBatches([len(s) for s in inputs], config.batch_size, collate)
+    per_epoch, history, best = batches.batches_per_epoch, {"epoch": [], "train_loss": [], "dev": []}, {}
+
+    def end_of_epoch(trainer):
+        """Score dev, log the epoch, keep the best weights so far (and save them with ``out_dir``)."""
+        epoch, loss = trainer.step // per_epoch, np.mean(trainer.history["train_loss"][-per_epoch:])
+        scores = evaluate(model, tokenizer, data.labels, *data.dev)
+        score = scores["f1"] if tagging else scores["accuracy"]
+        history["epoch"].append(epoch)
+        history["train_loss"].append(float(loss))
+        history["dev"].append(scores)
+        improved = score > best.get("score", -1.0)
+        log(f"epoch {epoch}/{config.epochs}: train loss {loss:.4f}, dev {describe_scores(scores)}"
+            f"{'  (best so far)' if improved else ''}")
+        if improved:
+            best["score"], best["state"] = score, {k: v.copy() for k, v in model.state_dict().items()}
+            history["best_epoch"], history["best_dev"] = epoch, scores
+            if out_dir is not None:
+                save_finetuned(out_dir, model, tokenizer, data.labels, {**(meta or {}), "finetune": config.to_dict(),
+                                                                         "history": history})
+        return scores
+
+    steps = config.epochs * per_epoch
+    loop = TrainConfig(max_iters=steps, batch_size=config.batch_size, lr=config.lr, betas=(0.9, 0.999),
+                       weight_decay=config.weight_decay, warmup_iters=int(config.warmup * steps), lr_decay_iters=steps,
+                       min_lr_ratio=0.0, grad_clip=config.grad_clip, eval_interval=per_epoch, seed=config.seed)
+    Trainer(model, batches, config=loop, param_groups=model.param_groups(config.lr, config.body_lr, config.weight_decay),
+            evaluate=end_of_epoch, evaluate_first=False).train(progress=False)
+    model.load_state_dict(best["state"])
+    model.eval()
+    return history
+
+
+# ------------------------------------------------- pretraining for the task
+def pretrain_for_task(sentences, model_config: GPTConfig, steps, batch_size=32, lr=2e-3, seed=0, shortlist=None,
+                      unk_id=None, log=print) -> GPT:
+    """A GPT pretrained by next-token prediction on ``sentences`` (lists of token ids), one per row.
+
+    Each batch holds sentences of similar lengths, each starting at position 0
+    as the fine-tuned model will see them; padded targets are -1 (ignored).
+    AdamW (decay 0.1 on matrices), warmup over 5% of the steps, then cosine to lr/10.
+    Logs the mean loss of the last 50 steps ten times.
+
+    ``shortlist`` N (with ``unk_id``) predicts only the N first ids, the most
+    frequent words of a ``WordTokenizer``, and counts every rarer target as
+    ``unk_id`` (the short-list of Schwenk 2007). The softmax over a 16k-word
+    vocabulary costs three times the rest of a small model; a 2k short-list
+    still covers most running words, and rare words still train as inputs.
+    """
+    if shortlist is not None and unk_id is None:
+        raise ValueError("pretrain_for_task: a shortlist needs unk_id, the id that stands for every rarer word")
+    manual_seed(seed)
+    model = GPT(model_config)
+    n_out = model_config.vocab_size if shortlist is None else min(shortlist, model_config.vocab_size)
+
+    def shortlist_loss(model, batch):
+        seqs, mask = batch  # (B, T), (B, T) True at padding
+        targets = seqs[:, 1:] if shortlist is None else np.where(seqs[:, 1:] >= n_out, unk_id, seqs[:, 1:])
+        targets = np.where(mask[:, 1:], -1, targets)  # (B, T - 1): the next token, -1 at padding (ignored)
+        h = model.hidden_states(seqs[:, :-1])  # (B, T - 1, C)
+        logits = F.linear(h, model.lm_head.weight[:n_out])  # (B, T - 1, n_out), tied to the embedding
+        return F.cross_entropy(logits.reshape(-1, n_out), targets.reshape(-1), ignore_index=-1)
+
+    def log_loss(trainer):
+        loss = np.mean(trainer.history["train_loss"][-50:])
+        log(f"pretrain step {trainer.step}/{steps}: loss {loss:.4f}")
+        return {"loss": float(loss)}
+
+    batches = EpochBatches([len(s) for s in sentences], batch_size, lambda batch: pad([sentences[i] for i in batch]),
+                           from_end=True)
+    loop = TrainConfig(max_iters=steps, batch_size=batch_size, lr=lr, betas=(0.9, 0.99), weight_decay=0.1,
+                       warmup_iters=max(1, steps // 20), min_lr_ratio=0.1, grad_clip=1.0,
+                       eval_interval=max(1, steps // 10), seed=seed)
+    Trainer(model, batches, config=loop, loss_fn=shortlist_loss, evaluate=log_loss,
+            evaluate_first=False).train(progress=False)
+    model.eval()
+    return model

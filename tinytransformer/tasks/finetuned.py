@@ -1,0 +1,173 @@
+"""Using a fine-tuned model: build a head, predict, score, save and load; what `classify` and `tag` run.
+
+    model = build_head("classify", config, labels)                a SequenceClassifier (or "tag": TokenClassifier)
+    probs = predict_proba(model, tokenizer, texts)                (N, K) class probabilities
+    tags  = predict_tags(model, tokenizer, sentences, labels)     a tag per word of each sentence
+    evaluate(model, tokenizer, labels, inputs, targets)           accuracy and macro P/R/F1, or entity F1
+    save_finetuned(folder, model, tokenizer, labels); load_finetuned(folder) -> (model, tokenizer, meta)
+
+Each works on one head or on an ``Ensemble`` of them (probabilities averaged).
+Texts go in one length-sorted batch after another, each padded only to its own
+longest row.
+"""
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data import tokenizer_from_dict
+from ..data.batching import length_batches, pad
+from ..data.encoding import encode_texts, encode_words
+from ..metrics import classification_scores, entity_scores, token_accuracy
+from ..models.gpt import GPTConfig
+from ..models.heads import Ensemble, SequenceClassifier, TokenClassifier
+from ..training.checkpoint import load_checkpoint, save_checkpoint
+from .options import check_options, option
+
+HEADS = {"classify": SequenceClassifier, "tag": TokenClassifier}
+
+
+def build_head(task, config: GPTConfig, labels, dropout=0.1, pooling="mean"):
+    """A fresh ``SequenceClassifier`` (task "classify") or ``TokenClassifier`` ("tag") for ``labels``."""
+    if task == "classify":
+        return SequenceClassifier(config, len(labels), pooling=pooling, dropout=dropout)
+    if task == "tag":
+        return TokenClassifier(config, len(labels), dropout=dropout)
+    raise ValueError(f"build_head: task must be one of {tuple(HEADS)}, got {task!r}")
+
+
+def first_member(model):
+    """The model itself, or an ensemble's first member: where the task, sizes and block size are read."""
+    return model.members[0] if isinstance(model, Ensemble) else model
+
+
+# ------------------------------------------------------------- prediction
+def predict_proba(model, tokenizer, texts, batch_size=256) -> np.ndarray:
+    """Class probabilities (N, K) of each text, from a classifier or an ensemble of them."""
+    head = first_member(model)
+    ids = encode_texts(tokenizer, texts, head.body.config.block_size)
+    out = np.zeros((len(ids), head.num_classes))  # (N, K)
+    for batch in length_batches([len(s) for s in ids], batch_size):
+        out[batch] = model.predict_proba(*pad([ids[i] for i in batch]))
+    return out
+
+
+def predict_tags(model, tokenizer, sentences, labels, batch_size=256) -> list:
+    """The tag of every word of each sentence (lists of strings); words past the block size get "O"."""
+    encoded = [encode_words(tokenizer, words) for words in sentences]
+    max_len = first_member(model).body.config.block_size
+    out = [None] * len(encoded)
+    for batch in length_batches([min(len(ids), max_len) for ids, _ in encoded], batch_size):
+        predicted = model.predict(*pad([encoded[i][0][:max_len] for i in batch]))  # (B, T)
+        for row, i in enumerate(batch):
+            out[i] = [labels[predicted[row, end]] if end < max_len else "O" for end in encoded[i][1]]
+    return out
+
+
+def evaluate(model, tokenizer, labels, inputs, targets) -> dict:
+    """Scores on one split: accuracy and macro P/R/F1, or entity-level P/R/F1 and token accuracy."""
+    if isinstance(first_member(model), TokenClassifier):
+        predicted = predict_tags(model, tokenizer, inputs, labels)
+        scores = entity_scores(targets, predicted)
+        return {"entity_f1": scores["f1"], "f1": scores["f1"], "precision": scores["precision"],
+                "recall": scores["recall"], "token_accuracy": token_accuracy(targets, predicted)}
+    predicted = [labels[i] for i in predict_proba(model, tokenizer, inputs).argmax(axis=1)]
+    return classification_scores(targets, predicted, average="macro")
+
+
+def describe_scores(scores) -> str:
+    """One line of the scores ``evaluate`` returns."""
+    if "entity_f1" in scores:
+        return (f"entity F1 {scores['f1']:.2%} (P {scores['precision']:.2%}, R {scores['recall']:.2%}), "
+                f"token accuracy {scores['token_accuracy']:.2%}")
+    return (f"accuracy {scores['accuracy']:.2%}, macro F1 {scores['f1']:.2%} "
+            f"(P {scores['precision']:.2%}, R {scores['recall']:.2%})")
+
+
+# ------------------------------------------------------------ checkpoints
+def save_finetuned(folder, model, tokenizer, labels, meta=None):
+    """A checkpoint of a fine-tuned head (or ``Ensemble``): weights, body config, head settings,
+    tokenizer and labels, everything ``load_finetuned`` needs."""
+    head = first_member(model)
+    task = "tag" if isinstance(head, TokenClassifier) else "classify"
+    settings = {"task": task, "dropout": head.dropout.p, "pooling": getattr(head, "pooling", None),
+                "members": len(model.members) if isinstance(model, Ensemble) else None}
+    record = {**(meta or {}), "kind": "finetuned", "head": settings, "labels": list(labels),
+              "model_config": head.body.config.to_dict(), "tokenizer": tokenizer.to_dict()}
+    save_checkpoint(folder, model.state_dict(), None, record)
+
+
+def load_finetuned(folder, task=None) -> tuple:
+    """``(model, tokenizer, meta)`` from a folder ``save_finetuned`` (or ``tinytransformer finetune``) wrote.
+
+    ``task`` ("classify" or "tag"), if given, must be the checkpoint's.
+    """
+    state, _, meta = load_checkpoint(folder)
+    if meta.get("kind") != "finetuned":
+        raise ValueError(f"load_finetuned: {folder} holds a pretrained language model, not a fine-tuned one; "
+                         "fine-tune it first with `tinytransformer finetune --checkpoint ...`")
+    head = meta["head"]
+    if task is not None and head["task"] != task:
+        raise ValueError(f"load_finetuned: {folder} holds a model for `{head['task']}`, not for `{task}`")
+    config = GPTConfig(**meta["model_config"])
+
+    def build():
+        return build_head(head["task"], config, meta["labels"], head["dropout"], head["pooling"] or "mean")
+
+    model = build() if head["members"] is None else Ensemble([build() for _ in range(head["members"])])
+    model.load_state_dict(state)
+    model.eval()
+    return model, tokenizer_from_dict(meta["tokenizer"]), meta
+
+
+# ------------------------------------------------- `classify` and `tag`
+def read_texts(path=None, stream=None) -> list:
+    """The non-blank lines of a UTF-8 file (or of ``stream``, standard input), stripped: one text each."""
+    source = str(path) if path is not None else "standard input"
+    try:
+        if path is not None:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        else:
+            lines = stream.read().splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{source}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from None
+    texts = [line.strip() for line in lines if line.strip()]
+    if not texts:
+        raise ValueError(f"{source} holds no text (one text per line expected)")
+    return texts
+
+
+@dataclass
+class ClassifyConfig:
+    """``tinytransformer classify``: label each line of ``input`` (or standard input) with a fine-tuned classifier."""
+
+    checkpoint: str = option(None, "the --out folder of `finetune`", metavar="DIR", required=True)
+    input: str = option(None, "UTF-8 text, one per line (default: standard input)", metavar="FILE")
+
+    def __post_init__(self):
+        check_options(self)
+        if self.checkpoint is None:
+            raise ValueError("checkpoint: give the folder of a fine-tuned model")
+
+
+@dataclass
+class TagConfig(ClassifyConfig):
+    """``tinytransformer tag``: tag each word (split on whitespace) of each line with a fine-tuned tagger."""
+
+
+def print_classified(config: ClassifyConfig):
+    """Print ``label<TAB>probability<TAB>text`` for each text."""
+    model, tokenizer, meta = load_finetuned(config.checkpoint, task="classify")
+    texts = read_texts(config.input, sys.stdin)
+    for text, probs in zip(texts, predict_proba(model, tokenizer, texts)):
+        print(f"{meta['labels'][probs.argmax()]}\t{probs.max():.4f}\t{text}")
+
+
+def print_tagged(config: TagConfig):
+    """Print ``word<TAB>tag`` for each word, a blank line between texts."""
+    model, tokenizer, meta = load_finetuned(config.checkpoint, task="tag")
+    sentences = [text.split() for text in read_texts(config.input, sys.stdin)]
+    for i, (words, tags) in enumerate(zip(sentences, predict_tags(model, tokenizer, sentences, meta["labels"]))):
+        print(("\n" if i else "") + "\n".join(f"{word}\t{tag}" for word, tag in zip(words, tags)))
