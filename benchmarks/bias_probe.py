@@ -5,7 +5,7 @@
 The classifier is the one ``tinytransformer finetune --task classify --data sst2
 --out runs/sst2`` saves; when ``--checkpoint`` holds none, this script runs that
 recipe first (pretraining on the SST-2 sentences, then the fine-tunes: tens of
-minutes on 2 cores). Two probes (``tinytransformer.inspect.bias_probe``), on
+minutes on 2 cores). Two probes (``tinytransformer.interpret.bias_probe``), on
 the same templates:
 
 - first names: ten common female and ten common male first names;
@@ -16,7 +16,7 @@ means, the spread over single words, and, over all templates, the mean and max
 gap and the permutation p (how often a random re-split of the same words into
 groups gives a mean gap this large). Writes benchmarks/results/bias_probe.json
 and bias_probe.png. The caveats are in the module docstring of
-``tinytransformer/inspect/bias.py`` and in the README.
+``tinytransformer/interpret/bias.py`` and in the README.
 """
 
 import argparse
@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinytransformer.data import load_sst2  # noqa: E402
-from tinytransformer.inspect import bias_probe  # noqa: E402
+from tinytransformer.interpret import bias_probe  # noqa: E402
 from tinytransformer.kernels import set_num_threads  # noqa: E402
 from tinytransformer.tasks.finetune import FinetuneRecipe, run_finetune  # noqa: E402
 from tinytransformer.tasks.finetuned import load_finetuned, predict_proba  # noqa: E402

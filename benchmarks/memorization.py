@@ -6,7 +6,7 @@ Four character-level GPTs (about 3k to 200k non-embedding parameters) train
 on the same small text, a slice of Python's help pages, for many passes over
 it, at a constant learning rate (no weight decay) so that every evaluation along the way is a
 fair "model trained this long". At each evaluation the probe
-(``tinytransformer.inspect.memorization_rate``) prompts the model with 32
+(``tinytransformer.interpret.memorization_rate``) prompts the model with 32
 characters of a window and checks whether its greedy continuation of 24
 characters is the true one, exactly, on 200 windows of the training text and
 200 windows of held-out text of the same kind. Writes
@@ -25,10 +25,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinytransformer.data import CharTokenizer, load_corpus, train_val_split  # noqa: E402
-from tinytransformer.inspect import memorization_rate, non_embedding_parameters  # noqa: E402
+from tinytransformer.interpret import memorization_rate, non_embedding_parameters  # noqa: E402
 from tinytransformer.kernels import set_num_threads  # noqa: E402
 from tinytransformer.models.gpt import GPT, GPTConfig  # noqa: E402
-from tinytransformer.random import manual_seed  # noqa: E402
+from tinytransformer.rng import manual_seed  # noqa: E402
 from tinytransformer.training import TrainConfig, Trainer  # noqa: E402
 from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 

@@ -35,7 +35,7 @@ from tinytransformer.autograd import no_grad
 from tinytransformer.data import CharTokenizer, load_corpus, random_windows, train_val_split
 from tinytransformer.kernels import set_num_threads
 from tinytransformer.models import GPT, RNNLM, GPTConfig, RNNLMConfig
-from tinytransformer.random import manual_seed
+from tinytransformer.rng import manual_seed
 from tinytransformer.training import TrainConfig, Trainer
 from tinytransformer.training.checkpoint import atomic_write_text
 

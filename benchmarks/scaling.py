@@ -37,10 +37,10 @@ from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinytransformer.data import CharTokenizer, load_corpus, train_val_split  # noqa: E402
-from tinytransformer.inspect import fit_power_law, non_embedding_parameters, training_flops  # noqa: E402
+from tinytransformer.interpret import fit_power_law, non_embedding_parameters, training_flops  # noqa: E402
 from tinytransformer.kernels import set_num_threads  # noqa: E402
 from tinytransformer.models.gpt import GPT, GPTConfig  # noqa: E402
-from tinytransformer.random import manual_seed  # noqa: E402
+from tinytransformer.rng import manual_seed  # noqa: E402
 from tinytransformer.training import TrainConfig, Trainer  # noqa: E402
 from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 

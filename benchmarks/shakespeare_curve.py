@@ -35,7 +35,7 @@ from tinytransformer.data import CharTokenizer, load_corpus, random_windows, tra
 from tinytransformer.kernels import backend_info, set_num_threads
 from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.optim.lr_scheduler import cosine_with_warmup
-from tinytransformer.random import manual_seed
+from tinytransformer.rng import manual_seed
 from tinytransformer.reference.torch_gpt import TorchGPT
 from tinytransformer.training import TrainConfig, Trainer
 from tinytransformer.training.checkpoint import atomic_write_text

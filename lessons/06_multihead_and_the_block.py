@@ -3,7 +3,7 @@
 #
 # The article this project started from builds its "Transformer" from three
 # layers: a `Linear` embedding, one `MultiheadAttention`, a `Linear` output
-# (`tinytransformer.models.Transformer`). This lesson trains it on a task where
+# (`tinytransformer.models.SeedTransformer`). This lesson trains it on a task where
 # order matters, watches it fail, and then adds what a real Transformer has:
 # positions, the feed-forward network, residual connections, LayerNorm and
 # depth. Last, where the LayerNorm goes (before or after each sub-layer) and
@@ -17,7 +17,7 @@ from course import figure_path, steps
 import tinytransformer as tt
 import tinytransformer.nn.functional as F
 from tinytransformer import nn, optim
-from tinytransformer.models import Transformer
+from tinytransformer.models import SeedTransformer
 
 N_STEPS = steps(1500, 600)
 
@@ -111,7 +111,7 @@ def train(model, logits_of):
 
 
 tt.manual_seed(0)
-seed = Transformer(input_dim=V, output_dim=2, hidden_dim=C, n_heads=N_HEADS)
+seed = SeedTransformer(input_dim=V, output_dim=2, hidden_dim=C, n_heads=N_HEADS)
 curves, accuracies = {}, {}
 curves["seed model"], accuracies["seed model"] = train(seed, seed_logits)
 print(f"seed model: accuracy {accuracies['seed model']:.3f}, loss over the last 100 steps "
@@ -153,7 +153,7 @@ assert abs(accuracies["seed model"] - 0.5) < 0.01
 
 
 # %%
-class SeedWithPositions(Transformer):
+class SeedWithPositions(SeedTransformer):
     """The seed model with sinusoidal positions added after its input layer."""
 
     def forward(self, x):

@@ -22,7 +22,7 @@ import tinytransformer as tt
 from tinytransformer.data import WordTokenizer, data_dir, load_sst2, split_train_dev
 from tinytransformer.data.batching import length_batches, pad
 from tinytransformer.data.encoding import encode_texts, pretraining_sentences
-from tinytransformer.inspect import attention_maps
+from tinytransformer.interpret import attention_maps
 from tinytransformer.models import GPT, GPTConfig, SequenceClassifier
 from tinytransformer.nn import functional as F
 from tinytransformer.optim import Adam, clip_grad_norm_
@@ -231,7 +231,7 @@ assert max(scratch_curve) > majority + 0.05 and max(pretrained_curve) > majority
 # ## Which words does it attend to?
 #
 # Attention weights say where each position reads from. `attention_maps` (from
-# `tinytransformer.inspect`) recomputes them for one sentence: for each block, the
+# `tinytransformer.interpret`) recomputes them for one sentence: for each block, the
 # queries and keys of its input, softmax(q k^T / sqrt(d)) under the causal mask, one
 # map per head. We take the last layer's and average its heads; row t is what
 # position t reads.

@@ -32,7 +32,7 @@ from course import SHORT, figure_path, steps
 import tinytransformer as tt
 from tinytransformer.autograd import no_grad
 from tinytransformer.data import CharTokenizer, load_corpus, random_windows, train_val_split
-from tinytransformer.inspect import fit_power_law, non_embedding_parameters, training_flops
+from tinytransformer.interpret import fit_power_law, non_embedding_parameters, training_flops
 from tinytransformer.kernels import set_num_threads
 from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.training import TrainConfig, Trainer

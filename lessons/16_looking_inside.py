@@ -21,7 +21,7 @@ import numpy as np
 from course import figure_path, steps
 
 import tinytransformer as tt
-from tinytransformer.inspect import (
+from tinytransformer.interpret import (
     attention_maps, logit_lens, plot_attention_maps, plot_attribution, plot_logit_lens, token_attribution,
 )
 from tinytransformer.kernels import set_num_threads

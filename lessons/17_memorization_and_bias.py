@@ -14,7 +14,7 @@
 #   from different groups and compare the predicted probabilities (Kiritchenko &
 #   Mohammad 2018).
 #
-# Both probes are in `tinytransformer.inspect`; `benchmarks/memorization.py` and
+# Both probes are in `tinytransformer.interpret`; `benchmarks/memorization.py` and
 # `benchmarks/bias_probe.py` run them at a larger scale (figures in the README).
 
 # %%
@@ -26,7 +26,7 @@ from course import SHORT, figure_path, steps
 
 import tinytransformer as tt
 from tinytransformer.data import CharTokenizer, TaskData, WordTokenizer, data_dir, load_corpus, load_sst2, train_val_split
-from tinytransformer.inspect import bias_probe, memorization_rate
+from tinytransformer.interpret import bias_probe, memorization_rate
 from tinytransformer.kernels import set_num_threads
 from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.models.heads import SequenceClassifier

@@ -17,7 +17,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_importing_plots_imports_neither_matplotlib_nor_the_layers_above():
     code = ("import sys, tinytransformer.plots; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib' or "
-            "m.startswith(('tinytransformer.training', 'tinytransformer.tasks', 'tinytransformer.inspect'))))")
+            "m.startswith(('tinytransformer.training', 'tinytransformer.tasks', 'tinytransformer.interpret'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tinytransformer.autograd import Tensor
-from tinytransformer.inspect import bias_probe, memorization_rate, window_starts
+from tinytransformer.interpret import bias_probe, memorization_rate, window_starts
 from tinytransformer.nn import Module
 
 V = 50

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tinytransformer.inspect import PowerLaw, fit_power_law, non_embedding_parameters, training_flops
+from tinytransformer.interpret import PowerLaw, fit_power_law, non_embedding_parameters, training_flops
 from tinytransformer.models.gpt import GPT, GPTConfig
 
 

@@ -11,7 +11,7 @@ See README.md for the map of the package.
 from .autograd import *  # noqa: F403 - the autograd namespace is the library's front page
 from .autograd import __all__ as _autograd_all
 from .gradcheck import GradcheckError, gradcheck
-from .random import get_rng, get_rng_state, manual_seed, set_rng_state
+from .rng import get_rng, get_rng_state, manual_seed, set_rng_state
 from .kernels import get_backend, set_backend  # NumPy or Numba for the hot loops
 from .allocator import tune_allocator  # opt-in: keep freed memory in the process (no page faults per step)
 from . import nn  # noqa: E402,I001 - after the core it builds on

@@ -9,13 +9,13 @@ Two ways to feed a model:
   of ``block_size`` windows at random offsets, each target the input shifted by
   one token, so every position is a next-token prediction.
 
-Shuffling and windows draw from ``tinytransformer.random.get_rng()`` (seeded by
+Shuffling and windows draw from ``tinytransformer.rng.get_rng()`` (seeded by
 ``tt.manual_seed``) unless given their own seed or generator.
 """
 
 import numpy as np
 
-from ..random import get_rng
+from ..rng import get_rng
 
 
 class Dataset:

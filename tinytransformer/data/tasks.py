@@ -43,7 +43,7 @@ WNUT17_FILES = {"train": "wnut17/wnut17train.conll", "dev": "wnut17/emerging.dev
                 "test": "wnut17/emerging.test.annotated"}
 WNUT17_TYPES = ("corporation", "creative-work", "group", "location", "person", "product")
 WNUT17_TAGS = ("O", *(f"{prefix}-{t}" for t in WNUT17_TYPES for prefix in "BI"))
-TASKS = {"sst2": "classification", "wnut17": "tagging"}
+BUILT_IN_TASKS = {"sst2": "classification", "wnut17": "tagging"}
 KINDS = ("classification", "tagging")
 
 
@@ -216,15 +216,15 @@ def load_task(name_or_path, dev=None, test=None, kind=None, dev_fraction: float 
     or test label must occur in training, since a model cannot predict a class
     it never saw.
     """
-    if name_or_path in TASKS:
+    if name_or_path in BUILT_IN_TASKS:
         if dev is not None or test is not None:
             raise ValueError(f"load_task: {name_or_path!r} has its own dev and test splits; dev and test must be None")
-        kind = TASKS[name_or_path]
+        kind = BUILT_IN_TASKS[name_or_path]
         load = load_sst2 if name_or_path == "sst2" else load_wnut17
         labels = SST2_LABELS if name_or_path == "sst2" else WNUT17_TAGS
         return TaskData(kind, labels, load("train"), load("dev"), load("test"))
     if kind not in KINDS:
-        raise ValueError(f"load_task: {str(name_or_path)!r} is not a built-in task {tuple(TASKS)}, so kind must be one "
+        raise ValueError(f"load_task: {str(name_or_path)!r} is not a built-in task {tuple(BUILT_IN_TASKS)}, so kind must be one "
                          f"of {KINDS}, got {kind!r}")
     load = load_classification if kind == "classification" else load_tagging
     train = load(name_or_path)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..nn import KVCache
-from ..random import get_rng
+from ..rng import get_rng
 
 
 def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, rng=None) -> np.ndarray:

@@ -4,8 +4,8 @@ from .gpt import GPT, GPTConfig
 from .heads import SequenceClassifier, TokenClassifier
 from .rnn_lm import RNNLM, RNNLMConfig
 from .seq2seq import Seq2SeqConfig, Seq2SeqTransformer
-from .simple import Transformer
+from .seed_article import SeedTransformer
 
-__all__ = ["GPT", "GPTConfig", "Transformer"]
+__all__ = ["GPT", "GPTConfig", "SeedTransformer"]
 __all__ += ["SequenceClassifier", "TokenClassifier"]
 __all__ += ["RNNLM", "RNNLMConfig", "Seq2SeqConfig", "Seq2SeqTransformer"]

@@ -18,7 +18,7 @@ import numpy as np
 from ..autograd import Tensor
 from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleDict, ModuleList, TransformerBlock
 from ..nn import functional as F
-from ..random import get_rng
+from ..rng import get_rng
 
 
 @dataclass

@@ -22,7 +22,7 @@ import numpy as np
 from ..autograd import Tensor
 from ..nn import LSTM, RNN, Dropout, Embedding, Linear, Module
 from ..nn import functional as F
-from ..random import get_rng
+from ..rng import get_rng
 
 CELLS = ("rnn", "lstm")
 

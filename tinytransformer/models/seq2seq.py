@@ -37,7 +37,7 @@ from ..nn import (
 )
 from ..nn import functional as F
 from ..nn.blocks import ACTIVATIONS
-from ..random import get_rng
+from ..rng import get_rng
 
 POSITIONALS = ("sinusoidal", "learned", "rotary")
 

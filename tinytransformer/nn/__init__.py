@@ -4,6 +4,9 @@ Each file holds one concept, its functional form beside its Module form;
 ``tinytransformer.nn.functional`` gathers the functional forms.
 """
 
+from types import SimpleNamespace
+
+from ..optim.clip import clip_grad_norm_
 from . import functional
 from .linear import Linear
 from .activations import GELU, ReLU, Sigmoid, Tanh
@@ -18,7 +21,7 @@ from .multihead import MultiheadAttention
 from .positional import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
 from .recurrent import LSTM, RNN, LSTMCell, RNNCell
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
-from . import utils as utils  # noqa: I001 - re-exported: tt.nn.utils.clip_grad_norm_, as in PyTorch
+utils = SimpleNamespace(clip_grad_norm_=clip_grad_norm_)  # PyTorch's address for it: tt.nn.utils.clip_grad_norm_
 
 __all__ = ["functional", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential"]
 __all__ += [

@@ -38,7 +38,7 @@ import numpy as np
 from .. import kernels
 from ..autograd import Function, Tensor, unbroadcast
 from ..kernels.attention_softmax import broadcasts_to
-from ..random import get_rng
+from ..rng import get_rng
 from .dropout import dropout
 
 

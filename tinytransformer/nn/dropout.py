@@ -16,7 +16,7 @@ from the library's generator (``tt.manual_seed`` makes them repeatable).
 import numpy as np
 
 from ..autograd import Function
-from ..random import get_rng
+from ..rng import get_rng
 from .module import Module
 
 

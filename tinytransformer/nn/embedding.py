@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function, Tensor
-from ..random import get_rng
+from ..rng import get_rng
 from .module import Module, Parameter
 
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..autograd import Function
-from ..random import get_rng
+from ..rng import get_rng
 from .module import Module, Parameter
 
 

@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from ..autograd import no_grad
-from ..random import get_rng
+from ..rng import get_rng
 from .attention import _raw, attention_weights, causal_mask, scaled_dot_product_attention
 from .linear import Linear, linear
 from .module import Module, Parameter

@@ -45,7 +45,7 @@ import math
 import numpy as np
 
 from ..autograd import Function, Tensor, stack
-from ..random import get_rng
+from ..rng import get_rng
 from .dropout import Dropout
 from .linear import linear
 from .module import Module, Parameter

@@ -6,7 +6,7 @@
                   token_labels for their axes
 
 The functions take arrays and histories, not models: computing what to draw is
-the job of ``training`` and ``inspect``, which import this package, never the
+the job of ``training``, ``interpret`` and ``tasks``, which import this package, never the
 reverse.
 """
 

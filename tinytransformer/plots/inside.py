@@ -1,7 +1,7 @@
 """The figures of looking inside a model (``tinytransformer inspect``): attention grids, the logit lens,
 token attributions.
 
-Each function takes arrays (from ``tinytransformer.inspect``'s
+Each function takes arrays (from ``tinytransformer.interpret``'s
 ``attention_maps``, ``logit_lens``, ``token_attribution``) and token labels,
 writes a PNG and returns its path. matplotlib is imported only when a figure
 is drawn.

@@ -44,13 +44,13 @@ from ..data import CORPORA, load_task
 from ..data.batching import EpochBatches, pad
 from ..data.encoding import IGNORE_INDEX, TOKENIZER_KINDS, encode_tagged, encode_texts, encode_words
 from ..data.encoding import pretraining_sentences, task_tokenizer
-from ..data.tasks import TASKS as BUILT_IN
+from ..data.tasks import BUILT_IN_TASKS as BUILT_IN
 from ..metrics import accuracy
 from ..models.gpt import GPT, GPTConfig
 from ..models.heads import POOLINGS, Ensemble, TokenClassifier
 from ..nn import functional as F
 from ..plots import import_pyplot, plot_confusion_matrix
-from ..random import manual_seed
+from ..rng import manual_seed
 from ..training import TrainConfig, Trainer
 from ..training.checkpoint import atomic_write_text, save_checkpoint
 from .finetuned import build_head, describe_scores, evaluate, predict_proba, save_finetuned

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.encoding import encode_texts
-from ..inspect import attention_maps, logit_lens, token_attribution
+from ..interpret import attention_maps, logit_lens, token_attribution
 from ..models.gpt import GPT
 from ..models.heads import Ensemble, SequenceClassifier
 from ..plots import plot_attention_maps, plot_attribution, plot_logit_lens, token_labels

@@ -25,7 +25,7 @@ import numpy as np
 from ..data import BPETokenizer, CharTokenizer, load_corpus, tokenizer_from_dict, train_val_split
 from ..models.gpt import GPT, GPTConfig
 from ..models.rnn_lm import RNNLM, RNNLMConfig
-from ..random import manual_seed
+from ..rng import manual_seed
 from ..training import TrainConfig, Trainer, load_checkpoint, load_meta
 from .options import check_options, option
 

@@ -27,7 +27,7 @@ from ..generation import beam_search, greedy_decode, model_step
 from ..kernels import set_num_threads
 from ..metrics import bleu, exact_match
 from ..models.seq2seq import POSITIONALS, Seq2SeqConfig, Seq2SeqTransformer
-from ..random import manual_seed
+from ..rng import manual_seed
 from ..training import TrainConfig, Trainer, load_checkpoint, save_checkpoint
 from .options import check_options, option
 

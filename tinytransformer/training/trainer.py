@@ -38,7 +38,7 @@ from ..autograd import no_grad
 from ..data.batching import TokenWindows
 from ..optim import AdamW, clip_grad_norm_
 from ..optim.lr_scheduler import WarmupCosineLR
-from ..random import get_rng_state, set_rng_state
+from ..rng import get_rng_state, set_rng_state
 from .checkpoint import load_checkpoint, save_checkpoint
 from .progress import Progress
 

@@ -5,10 +5,10 @@ import pytest
 
 import tinytransformer as tt
 from tinytransformer.autograd import Tensor
-from tinytransformer.inspect import (
+from tinytransformer.interpret import (
     attention_maps, gradient_x_input, integrated_gradients, logit_lens, residual_stream, token_attribution,
 )
-from tinytransformer.inspect.attention_maps import head_attention
+from tinytransformer.interpret.attention_maps import head_attention
 from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.models.heads import SequenceClassifier
 from tinytransformer.nn import Embedding, Linear, Module

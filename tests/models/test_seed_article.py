@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import tinytransformer as tt
-from tinytransformer.models import Transformer
+from tinytransformer.models import SeedTransformer
 
 
 class ArticleTransformer(torch.nn.Module):
@@ -37,7 +37,7 @@ def test_same_outputs_and_gradients_as_the_article(dtype, rng):
     with torch.no_grad():
         theirs.attention.in_proj_bias.normal_()  # PyTorch starts these at zero; make them count
         theirs.attention.out_proj.bias.normal_()
-    ours = Transformer(input_dim=5, output_dim=3, hidden_dim=8, n_heads=2).to(dtype)
+    ours = SeedTransformer(input_dim=5, output_dim=3, hidden_dim=8, n_heads=2).to(dtype)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
 
@@ -57,12 +57,12 @@ def test_same_outputs_and_gradients_as_the_article(dtype, rng):
 
 
 def test_simple_transformer_gradcheck_and_bad_input(rng):
-    model = Transformer(3, 2, 4, 2).double()
+    model = SeedTransformer(3, 2, 4, 2).double()
     for p in model.parameters():
         p.data[...] = rng.normal(0.0, 0.7, p.shape)
     x = tt.Tensor(rng.standard_normal((3, 2, 3)), requires_grad=True)
     tt.gradcheck(lambda x, *params: model(x), [x, *model.parameters()])
     with pytest.raises(ValueError, match=r"embed_dim=4 must be a positive multiple of num_heads=3"):
-        Transformer(3, 2, 4, 3)
+        SeedTransformer(3, 2, 4, 3)
     with pytest.raises(ValueError, match=r"linear: input has 4 features \(shape \(3, 2, 4\)\) but the weight expects 3"):
         model(tt.zeros(3, 2, 4, dtype=np.float64))

@@ -1,6 +1,6 @@
 """Looking at trained models: what they attend to, predict on the way, and rely on; and the risks they carry.
 
-    from tinytransformer.inspect import attention_maps, logit_lens, token_attribution
+    from tinytransformer.interpret import attention_maps, logit_lens, token_attribution
     maps = attention_maps(gpt, ids)            # (n_layer, n_head, T, T), each row sums to 1
     lens = logit_lens(gpt, ids)                # (n_layer + 1, T, V): every layer's guess of the next token
     token_attribution(classifier, ids)         # gradient x input on the token embeddings, one score per token

@@ -17,7 +17,9 @@ later models add them.
 from ..nn import Linear, Module, MultiheadAttention
 
 
-class Transformer(Module):
+class SeedTransformer(Module):
+    """The seed article's model, with its parameter names (see the module docstring)."""
+
     def __init__(self, input_dim, output_dim, hidden_dim, n_heads):
         super().__init__()
         self.embedding = Linear(input_dim, hidden_dim)
