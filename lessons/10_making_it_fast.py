@@ -29,12 +29,14 @@ import course
 import matplotlib.pyplot as plt
 import numpy as np
 from course import SHORT, figure_path, steps
+from flash_attention import blas_attention_forward, flash_attention_forward  # lessons/flash_attention.py
 
 import tinytransformer as tt
 from tinytransformer import kernels
 from tinytransformer.autograd.profile import time_per_op
 from tinytransformer.autograd.tensor import topological_order
 from tinytransformer.kernels.gelu import gelu_forward_numba, gelu_forward_numpy
+from tinytransformer.kernels.layernorm import layer_norm_backward_numpy
 from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.nn import functional as F
 
@@ -112,8 +114,12 @@ fig.savefig(figure_path("10_profile.png"), dpi=110)
 #
 # LayerNorm written with autograd primitives (`layer_norm_composed`) is about ten graph
 # nodes, each with its own temporary array and its own backward. The fused
-# `F.layer_norm` is one `Function`: its backward is the hand-derived formula
-# `dx = r (g - mean(g) - xhat mean(g xhat))` (see `nn/normalization.py`), one pass.
+# `F.layer_norm` is one `Function` (`nn/normalization.py`) whose backward calls one
+# kernel: the hand-derived formula `dx = rstd (g - mean(g) - xhat mean(g xhat))`, with
+# `g = weight * dL/dy`. Its NumPy twin (`kernels/layernorm.py`) is that line:
+
+# %%
+print(inspect.getsource(layer_norm_backward_numpy))
 
 # %%
 x = tt.Tensor(rng.standard_normal((batch * config.block_size, config.n_embd)).astype(np.float32), requires_grad=True)
@@ -153,8 +159,9 @@ assert nodes["fused"] == 4 and nodes["composed"] >= 10  # x, w, b and one LayerN
 print(inspect.getsource(gelu_forward_numpy))
 
 # %% [markdown]
-# and in Numba a loop, one element at a time, that Numba compiles (with `prange`, the
-# iterations are shared among threads):
+# and in Numba a loop, one element at a time, that Numba compiles (`@numba_kernel` and
+# `prange` come from `kernels/jit.py`; with `prange`, the iterations are shared among
+# threads):
 
 # %%
 print(inspect.getsource(gelu_forward_numba.py_func))
@@ -166,8 +173,8 @@ print(inspect.getsource(gelu_forward_numba.py_func))
 # division only. And Python semantics check every division for zero (to raise
 # `ZeroDivisionError`): that branch alone blocked SIMD, so the kernels compile with
 # `error_model="numpy"`. The NumPy twin makes a temporary array per operation; run on
-# blocks of 128K elements (`kernels.backend.in_blocks`) its temporaries stay in the
-# CPU's cache.
+# blocks of 128K elements (`in_blocks` in `kernels/gelu.py`, what the NumPy backend
+# runs) its temporaries stay in the CPU's cache.
 
 # %%
 h = rng.standard_normal((batch * config.block_size * 8, 4 * config.n_embd)).astype(np.float32)
@@ -192,8 +199,10 @@ np.testing.assert_allclose(y_numba, y_numpy, rtol=1e-5, atol=2e-6)  # the twins 
 # values; when a new tile raises the maximum from `m` to `m'`, what was accumulated is
 # rescaled by `e^(m - m')` (the *online softmax*). The output is exact, and only O(T)
 # numbers per head are kept: the output and `lse = m + log l` for the backward, which
-# recomputes the probabilities tile by tile. We measure the peak memory NumPy
-# allocates (`tracemalloc`) for one forward pass of each.
+# recomputes the probabilities tile by tile. Nothing in the library runs it, so it
+# lives beside this lesson, in `lessons/flash_attention.py` (NumPy and Numba twins,
+# and the plain form for comparison). We measure the peak memory NumPy allocates
+# (`tracemalloc`) for one forward pass of each.
 
 # %%
 lengths = [128, 256, 512] if SHORT else [256, 512, 1024, 2048]
@@ -201,12 +210,12 @@ peak = {"plain (BLAS + softmax)": [], "flash (tiled)": []}
 with kernels.use_backend("numpy"):
     for T in lengths:
         q, k, v = (rng.standard_normal((1, 2, T, 32)).astype(np.float32) for _ in range(3))
-        for name, fn in [("plain (BLAS + softmax)", kernels.blas_attention_forward), ("flash (tiled)", kernels.flash_attention_forward)]:
+        for name, fn in [("plain (BLAS + softmax)", blas_attention_forward), ("flash (tiled)", flash_attention_forward)]:
             tracemalloc.start()
             out, saved = fn(q, k, v, is_causal=True)
             peak[name].append(tracemalloc.get_traced_memory()[1] / 2**20)
             tracemalloc.stop()
-        plain_out, flash_out = kernels.blas_attention_forward(q, k, v)[0], kernels.flash_attention_forward(q, k, v)[0]
+        plain_out, flash_out = blas_attention_forward(q, k, v)[0], flash_attention_forward(q, k, v)[0]
         np.testing.assert_allclose(flash_out, plain_out, rtol=1e-4, atol=1e-5)  # the same attention
 for name, mib in peak.items():
     print(f"{name:24s}", "  ".join(f"T={T}: {m:6.2f} MiB" for T, m in zip(lengths, mib)))
@@ -239,8 +248,9 @@ fig.savefig(figure_path("10_attention_memory.png"), dpi=110)
 # A step makes and frees the same large temporaries every time. By default glibc's
 # `malloc` returns big freed blocks to the operating system; the next step asks for
 # them again, and every first touch of a fresh page is a *page fault* the kernel must
-# serve. `tt.kernels.tune_allocator()` (opt-in: it changes `malloc` for the whole
-# process) raises glibc's thresholds so the memory stays and is reused.
+# serve. `tt.tune_allocator()` (opt-in: it changes `malloc` for the whole process;
+# `tinytransformer/allocator.py`) raises glibc's thresholds so the memory stays and
+# is reused.
 
 # %%
 FAULT_STEPS = steps(5, 3)
@@ -254,7 +264,7 @@ def faults_and_seconds(n=FAULT_STEPS):
 
 
 default = faults_and_seconds()
-tuned = kernels.tune_allocator() and faults_and_seconds()
+tuned = tt.tune_allocator() and faults_and_seconds()
 if tuned:  # glibc only
     print(f"page faults per step: {default[0]:.0f} by default, {tuned[0]:.0f} tuned; "
           f"step {1e3 * default[1]:.1f} ms -> {1e3 * tuned[1]:.1f} ms")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tinytransformer.kernels import backend, use_backend
+from tinytransformer.kernels import jit, use_backend
 
 DTYPES = [np.float32, np.float64]
 # Numba against NumPy: the same math in another order of rounding (Numba sums in float64).
@@ -16,14 +16,14 @@ def on_both(fn, *args, **kwargs):
     Numba runs twice, on one thread and with its parallel build forced even on small arrays
     (``PARALLEL_MIN_SIZE = 0``); the two must agree, and the parallel result is returned.
     """
-    def run(backend_name, parallel_min_size=backend.PARALLEL_MIN_SIZE):
+    def run(backend_name, parallel_min_size=jit.PARALLEL_MIN_SIZE):
         fresh = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-        previous, backend.PARALLEL_MIN_SIZE = backend.PARALLEL_MIN_SIZE, parallel_min_size
+        previous, jit.PARALLEL_MIN_SIZE = jit.PARALLEL_MIN_SIZE, parallel_min_size
         try:
             with use_backend(backend_name):
                 return fn(*fresh, **kwargs)
         finally:
-            backend.PARALLEL_MIN_SIZE = previous
+            jit.PARALLEL_MIN_SIZE = previous
 
     reference, serial, parallel = run("numpy"), run("numba", np.inf), run("numba", 0)
     for s, p in zip(_arrays(serial), _arrays(parallel)):

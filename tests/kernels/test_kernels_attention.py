@@ -1,3 +1,9 @@
+"""Flash and BLAS attention (lessons/flash_attention.py, which only lesson 10 and the benchmarks run) and
+the masked softmax kernels (tinytransformer/kernels/attention_softmax.py, which the library runs)."""
+
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -5,16 +11,16 @@ from compare_twins import DTYPES, TOLERANCE, assert_directional_derivatives, ass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinytransformer.kernels import (
+from tinytransformer.kernels import masked_softmax, softmax_from_lse, use_backend
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lessons"))  # a lesson's module, as lesson 10 imports it
+from flash_attention import (  # noqa: E402
+    KEY_TILE,
     blas_attention_backward,
     blas_attention_forward,
     flash_attention_backward,
     flash_attention_forward,
-    masked_softmax,
-    softmax_from_lse,
-    use_backend,
 )
-from tinytransformer.kernels.attention import KEY_TILE
 
 
 def _qkv(rng, b, h, tq, tk, d, dtype):

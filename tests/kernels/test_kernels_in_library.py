@@ -17,7 +17,8 @@ import torch
 
 import tinytransformer as tt
 from tinytransformer import kernels
-from tinytransformer.kernels import attention_softmax, backend, gelu, layernorm, softmax_cross_entropy, use_backend, vector_math
+from tinytransformer.autograd.tensor import topological_order
+from tinytransformer.kernels import attention_softmax, gelu, layernorm, softmax_cross_entropy, use_backend, vector_math
 from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.nn import functional as F
 from tinytransformer.reference.torch_gpt import TorchGPT
@@ -114,19 +115,26 @@ def test_fused_functions_call_the_backends_kernels(on_backend, monkeypatch, rng)
 def test_float32_stays_float32_through_a_gpt_backward(on_backend, monkeypatch, rng):
     """No op hands a float64 gradient back (a float64 matmul in the backward costs 2-5x)."""
     seen = []
-    engine = sys.modules["tinytransformer.autograd.tensor"]
-    send = engine._send_to_parents
-    monkeypatch.setattr(engine, "_send_to_parents", lambda grads, parents, pgs: (
-        seen.extend(g.dtype for g in (pgs if isinstance(pgs, tuple) else (pgs,)) if g is not None), send(grads, parents, pgs)))
+
+    def recording(backward):
+        def spy(ctx, grad):
+            grads = backward(ctx, grad)
+            seen.extend(g.dtype for g in (grads if isinstance(grads, tuple) else (grads,)) if g is not None)
+            return grads
+        return staticmethod(spy)
+
     tt.manual_seed(0)
     model = GPT(GPTConfig(**TINY))
     idx = rng.integers(0, 11, (2, 8))
-    model(idx, idx)[1].backward()
+    loss = model(idx, idx)[1]
+    for fn in {node._ctx.fn for node in topological_order(loss) if node._ctx is not None}:  # every Function in the graph
+        monkeypatch.setattr(fn, "backward", recording(fn.backward))
+    loss.backward()
     assert len(seen) > 50 and set(seen) == {np.dtype(np.float32)}
 
 
 def test_leaf_gradients_do_not_share_memory():
-    """Leaves get the engine's array without a copy when nothing else holds it, and a copy when something does."""
+    """A leaf's .grad is an array of its own: never shared with another leaf, a view of one, or the caller's."""
     x, y = tt.tensor([1.0, 2.0], requires_grad=True), tt.tensor([3.0, 4.0], requires_grad=True)
     (x + y).sum().backward()  # Add hands the same array to both parents
     x.grad *= 10  # what clip_grad_norm_ does, in place
@@ -177,9 +185,9 @@ def test_vector_math_accuracy():
 
 
 def test_in_blocks_crosses_block_boundaries(monkeypatch, rng):
-    monkeypatch.setattr(backend, "BLOCK", 7)
+    monkeypatch.setattr(gelu, "BLOCK", 7)
     x, y = rng.standard_normal((5, 9)), rng.standard_normal((5, 9))
-    np.testing.assert_array_equal(backend.in_blocks(lambda a, b: a * b + 1, x, y), x * y + 1)
+    np.testing.assert_array_equal(gelu.in_blocks(lambda a, b: a * b + 1, x, y), x * y + 1)
     with use_backend("numpy"):
         np.testing.assert_allclose(kernels.gelu_forward(x), gelu.gelu_forward_numpy(x, "none"), rtol=1e-15)
 
@@ -240,12 +248,10 @@ def test_numba_backend_with_jit_disabled_runs_the_loops_as_python():
 
 
 def test_tune_allocator_by_call_and_by_environment():
-    code, out = _python("import tinytransformer as tt; print(tt.kernels.allocator_tuned())")
+    probe = "import tinytransformer as tt; from tinytransformer.allocator import allocator_tuned; print(allocator_tuned())"
+    code, out = _python(probe)
     assert code == 0 and out.split() == ["False"], out
-    code, out = _python("""
-        import tinytransformer as tt
-        print(tt.kernels.allocator_tuned(), tt.kernels.backend_info()["allocator_tuned"])
-    """, TINYTRANSFORMER_TUNE_ALLOCATOR="1")
-    assert code == 0 and out.split() == ["True", "True"], out
-    code, out = _python("import tinytransformer as tt; print(tt.kernels.tune_allocator(), tt.kernels.allocator_tuned())")
+    code, out = _python(probe, TINYTRANSFORMER_TUNE_ALLOCATOR="1")
+    assert code == 0 and out.split() == ["True"], out
+    code, out = _python("import tinytransformer as tt; print(tt.tune_allocator(), tt.allocator.allocator_tuned())")
     assert code == 0 and out.split() == ["True", "True"], out

@@ -1,33 +1,25 @@
 """The hot loops of training, each as a readable NumPy function and a Numba twin.
 
-Each file holds one kernel: ``<name>_numpy`` (the reference that lessons show),
-``<name>_numba`` (explicit loops, compiled on first use) and a dispatcher
-without suffix that checks its arguments and runs the backend chosen with
-``set_backend``. Kernels take and return NumPy arrays; they know nothing of
-Tensors, so autograd Functions call a forward kernel in ``forward`` and its
-backward twin in ``backward``. ``backend.py`` holds the backend switch and
-the thread policy; ``allocator.py`` an opt-in that keeps freed memory for
-reuse (``tune_allocator``).
+Each file holds one kernel: ``<name>_numpy`` (the formula, the reference that
+lessons show), ``<name>_numba`` (explicit loops, compiled on first use) and a
+dispatcher without suffix that checks its arguments and runs the backend chosen
+with ``set_backend``. Kernels take and return NumPy arrays; they know nothing
+of Tensors, so autograd Functions call a forward kernel in ``forward`` and its
+backward twin in ``backward``. ``backend.py`` holds the backend switch and the
+thread settings; ``jit.py`` how a loop function is compiled (``numba_kernel``,
+``prange``); ``vector_math.py`` the exp and erf that the loops call.
 """
 
 from .adamw import adamw_update
-from .allocator import allocator_tuned, tune_allocator
-from .attention import (
-    blas_attention_backward,
-    blas_attention_forward,
-    flash_attention_backward,
-    flash_attention_forward,
-)
+from .attention_softmax import masked_softmax, masked_softmax_backward, softmax_from_lse
 from .backend import backend_info, get_backend, set_backend, set_num_threads, use_backend
 from .embedding import embedding_backward
 from .gelu import gelu_backward, gelu_forward
 from .layernorm import layer_norm_backward, layer_norm_forward
-from .attention_softmax import masked_softmax, masked_softmax_backward, softmax_from_lse
 from .softmax_cross_entropy import cross_entropy_backward, cross_entropy_forward
 
 __all__ = [
-    "adamw_update", "allocator_tuned", "backend_info", "blas_attention_backward", "blas_attention_forward", "cross_entropy_backward",
-    "cross_entropy_forward", "embedding_backward", "flash_attention_backward", "flash_attention_forward",
+    "adamw_update", "backend_info", "cross_entropy_backward", "cross_entropy_forward", "embedding_backward",
     "gelu_backward", "gelu_forward", "get_backend", "layer_norm_backward", "layer_norm_forward", "masked_softmax",
-    "masked_softmax_backward", "set_backend", "set_num_threads", "softmax_from_lse", "tune_allocator", "use_backend",
+    "masked_softmax_backward", "set_backend", "set_num_threads", "softmax_from_lse", "use_backend",
 ]

@@ -16,9 +16,8 @@ import math
 
 import numpy as np
 
-from .backend import get_backend, numba_kernel
-
-prange = range  # numba.prange once Numba compiles the kernels (see backend.NumbaKernel)
+from .backend import get_backend
+from .jit import numba_kernel, prange
 
 
 def adamw_update_numpy(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay):

@@ -9,17 +9,18 @@ and optionally causal: key j > query i masked):
 ``masked_softmax`` returns p and lse; ``softmax_from_lse`` rebuilds p from
 the same scores and lse alone, so that a forward pass can keep lse (one
 number per row) instead of p (a (Tq, Tk) matrix per head) and the backward
-recomputes p, as flash attention does. Everything works in place on the
-(..., Tq, Tk) array it is given. A row with every key masked gets p = 0 and
-lse = -inf, never NaN.
+recomputes p, as flash attention does. The Numba twins work in place, writing
+their result into the (..., Tq, Tk) array they are given, so that no second
+such array per layer is made; the NumPy twins, the formulas, return new arrays.
+Callers use the returned arrays either way. A row with every key masked gets
+p = 0 and lse = -inf, never NaN.
 """
 
 import numpy as np
 
-from .backend import REASSOCIATE, get_backend, numba_kernel
+from .backend import get_backend
+from .jit import REASSOCIATE, numba_kernel, prange
 from .vector_math import exp as vector_exp
-
-prange = range  # numba.prange once Numba compiles the kernels (see backend.NumbaKernel)
 
 
 def keep_mask(mask, is_causal, tq, start, stop):
@@ -33,46 +34,31 @@ def keep_mask(mask, is_causal, tq, start, stop):
 def masked_softmax_numpy(scores, mask, is_causal, scale):
     """softmax(scale * scores) over the last axis where mask (and causality) allow; 0 elsewhere.
 
-    In place: ``scores`` (..., Tq, Tk) becomes the probabilities. Also returns
-    each row's lse = log sum_j e^(scale * s_j) over the keys it sees, (..., Tq).
+    scores (..., Tq, Tk) -> probabilities (..., Tq, Tk), and each row's
+    lse = log sum_j e^(scale * s_j) over the keys it sees, (..., Tq).
     A row with every score masked or -inf is all 0, and its lse is -inf.
     """
-    s = scores
-    s *= scale
-    keep = keep_mask(mask, is_causal, s.shape[-2], 0, s.shape[-1])
-    if not keep.all():
-        np.copyto(s, -np.inf, where=~keep)
+    keep = keep_mask(mask, is_causal, scores.shape[-2], 0, scores.shape[-1])
+    s = np.where(keep, scores * scale, -np.inf)  # (..., Tq, Tk)
     row_max = s.max(axis=-1, keepdims=True)  # (..., Tq, 1)
     row_max[np.isneginf(row_max)] = 0  # a fully masked row: e^(-inf - 0) = 0 everywhere
-    s -= row_max
-    np.exp(s, out=s)
-    total = s.sum(axis=-1, keepdims=True)  # (..., Tq, 1)
+    e = np.exp(s - row_max)  # (..., Tq, Tk)
+    total = e.sum(axis=-1, keepdims=True)  # (..., Tq, 1)
     with np.errstate(divide="ignore"):  # log 0 = -inf for a fully masked row
         lse = (row_max + np.log(total))[..., 0]  # (..., Tq)
-    total[total == 0] = 1
-    s /= total
-    return s, lse
+    return e / np.where(total == 0, 1, total), lse
 
 
 def softmax_from_lse_numpy(scores, lse, mask, is_causal, scale):
-    """The probabilities again from the scores and lse, p = e^(scale * s - lse), 0 where masked; in place."""
-    s = scores
-    s *= scale
-    s -= np.where(np.isneginf(lse), np.inf, lse)[..., None]  # a fully masked row: e^(-inf) = 0
-    np.exp(s, out=s)
-    keep = keep_mask(mask, is_causal, s.shape[-2], 0, s.shape[-1])
-    if not keep.all():
-        np.copyto(s, 0, where=~keep)
-    return s
+    """The probabilities again from the scores and lse: p = e^(scale * s - lse), 0 where masked."""
+    keep = keep_mask(mask, is_causal, scores.shape[-2], 0, scores.shape[-1])
+    shift = np.where(np.isneginf(lse), np.inf, lse)[..., None]  # (..., Tq, 1); a fully masked row: e^(-inf) = 0
+    return np.where(keep, np.exp(scores * scale - shift), 0)  # (..., Tq, Tk)
 
 
 def masked_softmax_backward_numpy(grad_probs, probs, scale):
-    """d(scores) = scale * p * (dp - sum_j dp_j p_j), row by row, in place on ``grad_probs``."""
-    ds = grad_probs
-    ds -= (grad_probs * probs).sum(axis=-1, keepdims=True)
-    ds *= probs
-    ds *= scale
-    return ds
+    """d(scores) = scale * p * (dp - sum_j dp_j p_j), row by row."""
+    return (grad_probs - (grad_probs * probs).sum(axis=-1, keepdims=True)) * probs * scale
 
 
 @numba_kernel(fastmath=REASSOCIATE)
@@ -189,7 +175,7 @@ def _numba_softmax(scores, lse, mask, is_causal, scale, recompute):
 def masked_softmax(scores, attn_mask=None, is_causal=False, scale=1.0):
     """softmax(scale * scores) over the last axis, with masked keys at probability 0 -> probs, lse.
 
-    ``scores`` (..., Tq, Tk), float, is overwritten by the probabilities. ``lse``
+    ``scores`` (..., Tq, Tk), float, may be overwritten by the probabilities. ``lse``
     (..., Tq) is each row's log sum_j e^(scale * s_j), which is all that
     ``softmax_from_lse`` needs to recompute the probabilities later.
     ``attn_mask`` (boolean, True = may attend) broadcasts to the scores;
@@ -205,7 +191,7 @@ def masked_softmax(scores, attn_mask=None, is_causal=False, scale=1.0):
 
 
 def softmax_from_lse(scores, lse, attn_mask=None, is_causal=False, scale=1.0):
-    """The probabilities of ``masked_softmax`` again, from the same scores and its lse (in place)."""
+    """The probabilities of ``masked_softmax`` again, from the same scores and its lse (``scores`` may be overwritten)."""
     mask = _softmax_mask("softmax_from_lse", scores, attn_mask)
     if np.shape(lse) != scores.shape[:-1]:
         raise ValueError(f"softmax_from_lse: lse has shape {np.shape(lse)} but scores {scores.shape} need {scores.shape[:-1]}")
@@ -219,7 +205,7 @@ def softmax_from_lse(scores, lse, attn_mask=None, is_causal=False, scale=1.0):
 def masked_softmax_backward(grad_probs, probs, scale=1.0):
     """Gradient of masked_softmax with respect to its scores: scale * p * (dp - rowsum(dp * p)).
 
-    ``grad_probs`` (..., Tq, Tk) is overwritten by the result, which is returned.
+    ``grad_probs`` (..., Tq, Tk) may be overwritten by the result, which is returned.
     """
     if np.shape(grad_probs) != np.shape(probs):
         raise ValueError(f"masked_softmax_backward: grad_probs {np.shape(grad_probs)} and probs {np.shape(probs)} differ")

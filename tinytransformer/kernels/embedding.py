@@ -11,23 +11,14 @@ Rows equal to ``padding_idx`` receive no gradient, as in ``torch.nn.Embedding``.
 
 import numpy as np
 
-from .backend import get_backend, numba_kernel
+from .backend import get_backend
+from .jit import numba_kernel
 
 
 def embedding_backward_numpy(grad, indices, num_embeddings, padding_idx):
-    """grad (N, C), indices (N,) -> dweight (num_embeddings, C); padding_idx -1 means none.
-
-    The same as ``np.add.at(dweight, indices, grad)`` (which, unlike
-    ``dweight[indices] += grad``, adds every repeat), but 3-4x faster: sort the
-    indices so equal ones are adjacent, sum each run of equal indices with one
-    ``np.add.reduceat``, and write each sum into its row once.
-    """
+    """grad (N, C), indices (N,) -> dweight (num_embeddings, C); padding_idx -1 means none."""
     dweight = np.zeros((num_embeddings, grad.shape[1]), dtype=grad.dtype)  # (V, C)
-    if indices.size:
-        order = np.argsort(indices, kind="stable")
-        sorted_idx = indices[order]  # (N,)
-        starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])  # (distinct indices,)
-        dweight[sorted_idx[starts]] = np.add.reduceat(grad[order], starts, axis=0)  # (distinct, C)
+    np.add.at(dweight, indices, grad)  # dweight[indices[n]] += grad[n] for every n, repeats included
     if padding_idx >= 0:
         dweight[padding_idx] = 0
     return dweight

@@ -17,43 +17,40 @@ backward recomputes xhat instead of keeping a second (N, C) array.
 
 import numpy as np
 
-from .backend import REASSOCIATE, get_backend, numba_kernel
-
-prange = range  # numba.prange once Numba compiles the kernels (see backend.NumbaKernel)
+from .backend import get_backend
+from .jit import REASSOCIATE, numba_kernel, prange
 
 N_CHUNKS = 32  # the backward sums dweight and dbias over this many row blocks in parallel
 
 
 def layer_norm_forward_numpy(x, weight, bias, eps):
     """x (N, C), weight (C,), bias (C,) -> y (N, C), mean (N,), rstd (N,)."""
-    mean = x.mean(axis=1)  # (N,)
-    xhat = x - mean[:, None]  # (N, C), centred
-    var = np.einsum("ij,ij->i", xhat, xhat) / x.shape[1]  # (N,): row sums of squares, no (N, C) temporary
-    rstd = 1 / np.sqrt(var + eps)  # (N,)
-    xhat *= rstd[:, None]  # (N, C), normalised in place
-    y = xhat * weight  # (N, C)
-    y += bias
-    return y, mean, rstd
+    mean = x.mean(axis=-1, keepdims=True)  # (N, 1)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)  # (N, 1)
+    rstd = 1 / np.sqrt(var + eps)  # (N, 1)
+    xhat = (x - mean) * rstd  # (N, C)
+    y = xhat * weight + bias  # (N, C)
+    return y, mean[:, 0], rstd[:, 0]
 
 
 def layer_norm_backward_numpy(grad, x, weight, mean, rstd):
     """grad (N, C), x (N, C), weight (C,), mean (N,), rstd (N,) -> dx (N, C), dweight (C,), dbias (C,)."""
-    xhat = x - mean[:, None]  # (N, C)
-    xhat *= rstd[:, None]
-    dweight = np.einsum("ij,ij->j", grad, xhat)  # (C,) sum over rows of grad * xhat
-    dbias = grad.sum(axis=0)  # (C,)
+    mean, rstd = mean[:, None], rstd[:, None]  # (N, 1)
+    xhat = (x - mean) * rstd  # (N, C), recomputed
     g = grad * weight  # (N, C): dL/dxhat
-    mean_g_xhat = np.einsum("ij,ij->i", g, xhat)[:, None] / x.shape[1]  # (N, 1)
-    g -= g.mean(axis=1, keepdims=True)  # dx = rstd (g - mean(g) - xhat mean(g xhat)), built in g's buffer
-    xhat *= mean_g_xhat
-    g -= xhat
-    g *= rstd[:, None]
-    return g, dweight, dbias
+    dx = (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True)) * rstd  # (N, C)
+    dweight = (grad * xhat).sum(axis=0)  # (C,)
+    dbias = grad.sum(axis=0)  # (C,)
+    return dx, dweight, dbias
 
 
 @numba_kernel(parallel=True, fastmath=REASSOCIATE)
 def layer_norm_forward_numba(x, weight, bias, eps):
-    """The same as layer_norm_forward_numpy, one row per parallel iteration, sums in float64."""
+    """The same as layer_norm_forward_numpy, one row per parallel iteration, sums in float64.
+
+    Each row is read three times (sum, sum of squares, output) straight from x:
+    no (N, C) temporary for x - mean or xhat, which the NumPy twin makes.
+    """
     n, c = x.shape
     y = np.empty_like(x)
     mean = np.empty(n, dtype=x.dtype)

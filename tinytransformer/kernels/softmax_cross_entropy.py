@@ -19,10 +19,9 @@ without weights; NaN when every row is ignored, as in
 
 import numpy as np
 
-from .backend import REASSOCIATE, get_backend, numba_kernel
+from .backend import get_backend
+from .jit import REASSOCIATE, numba_kernel, prange
 from .vector_math import exp as vector_exp
-
-prange = range  # numba.prange once Numba compiles the kernels (see backend.NumbaKernel)
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -44,11 +43,10 @@ def cross_entropy_grad_numpy(row_grad, logits, target, weight, lse, label_smooth
     n, v = logits.shape
     valid = target >= 0
     safe_t = np.where(valid, target, 0)
-    q = np.broadcast_to(label_smoothing / v * weight, logits.shape).copy()  # (N, V)
-    q[np.arange(n), safe_t] += (1 - label_smoothing) * weight[safe_t]
-    dlogits = np.exp(logits - lse[:, None]) * q.sum(axis=1, keepdims=True) - q  # (N, V)
-    dlogits *= np.where(valid, row_grad, 0)[:, None]
-    return dlogits
+    q = np.tile(label_smoothing / v * weight, (n, 1))  # (N, V) target distribution: (e / V) w_c everywhere,
+    q[np.arange(n), safe_t] += (1 - label_smoothing) * weight[safe_t]  # plus (1 - e) w_t at the target
+    p = np.exp(logits - lse[:, None])  # (N, V) softmax, recomputed from lse
+    return (p * q.sum(axis=1, keepdims=True) - q) * np.where(valid, row_grad, 0)[:, None]  # (N, V)
 
 
 @numba_kernel(parallel=True, fastmath=REASSOCIATE)

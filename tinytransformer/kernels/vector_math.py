@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from .backend import numba_kernel
+from .jit import numba_kernel
 
 try:  # scipy has a vectorised erf; math.erf element by element is the fallback
     from scipy.special import erf as _exact_erf
@@ -75,13 +75,5 @@ def erf_array(z):
         return np.asarray(_exact_erf(z), dtype=z.dtype)
     z = np.clip(z, -4, 4)
     u = z * z
-    p, q = np.full_like(z, P6), np.full_like(z, Q4)
-    for coef in (P5, P4, P3, P2, P1, P0):  # Horner's rule, in place
-        p *= u
-        p += coef
-    for coef in (Q3, Q2, Q1, Q0):
-        q *= u
-        q += coef
-    p *= z
-    p /= q
-    return p
+    p = P0 + u * (P1 + u * (P2 + u * (P3 + u * (P4 + u * (P5 + u * P6)))))
+    return z * p / (Q0 + u * (Q1 + u * (Q2 + u * (Q3 + u * Q4))))

@@ -27,16 +27,26 @@ q (B, H, Tq, D), k and v (B, H, Tk, D). ``attn_mask`` is boolean, True where a
 query may attend to a key, broadcastable to (B, H, Tq, Tk); ``is_causal`` adds
 the causal mask j <= i (top-left aligned), and the two combine. A query with
 every key masked gets zeros (output and gradients), never NaN; its lse is -inf.
+
+Why this file sits beside the lessons and not in ``tinytransformer/kernels/``:
+nothing in the library runs it. The training step's attention
+(``F.scaled_dot_product_attention``) is the BLAS form with one idea taken from
+flash attention (it keeps lse, not the probabilities), because on a few cores
+BLAS's products beat these loops at the context lengths we train. Lesson 10
+measures the memory of the two forms, ``benchmarks/bench_kernels.py`` their
+speed, and ``tests/kernels/test_kernels_attention.py`` checks them against
+each other, against PyTorch and against finite differences. Both forms are
+written with the library's kernel tools: ``numba_kernel`` and ``prange`` from
+``tinytransformer/kernels/jit.py``, and the masked softmax kernels.
 """
 
 import math
 
 import numpy as np
 
-from .backend import REASSOCIATE, get_backend, numba_kernel
-from .attention_softmax import keep_mask, masked_softmax, masked_softmax_backward
-
-prange = range  # numba.prange once Numba compiles the kernels (see backend.NumbaKernel)
+from tinytransformer.kernels import get_backend, masked_softmax, masked_softmax_backward
+from tinytransformer.kernels.attention_softmax import keep_mask
+from tinytransformer.kernels.jit import REASSOCIATE, numba_kernel, prange
 
 KEY_TILE = 64  # keys per tile of the flash forward
 

@@ -13,12 +13,14 @@ longer than with both thresholds raised to 1 GiB, when the same few
 megabytes are reused from step to step and the faults fall to a handful.
 
     import tinytransformer as tt
-    tt.kernels.tune_allocator()            # or TINYTRANSFORMER_TUNE_ALLOCATOR=1 before import
+    tt.tune_allocator()            # or TINYTRANSFORMER_TUNE_ALLOCATOR=1 before import
 
 It is an opt-in because it changes ``malloc`` for the whole process, other
 libraries included, and because memory freed after a peak is no longer given
 back to the OS: the process keeps its peak size until it exits. It only works
-with glibc (Linux); elsewhere it does nothing and returns False.
+with glibc (Linux); elsewhere it does nothing and returns False. This is
+process tuning, not a kernel: nothing in the library imports this module but
+the package's ``__init__``, which reads the environment variable through it.
 """
 
 import ctypes
