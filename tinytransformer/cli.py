@@ -86,7 +86,7 @@ def _value_type(f):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, got {text!r}") from None
         try:
             return check_value("value", value, kind, f.metadata["within"])
         except ValueError as err:

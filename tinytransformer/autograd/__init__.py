@@ -1,7 +1,7 @@
 """The autograd engine: Tensor, Function, grad mode, and the primitive ops."""
 
 # tensor.py first: it defines Tensor, then imports the op modules, which need it.
-from .tensor import DEFAULT_DTYPE, Tensor, ones, tensor, zeros  # isort: skip
+from .tensor import DEFAULT_DTYPE, Tensor, as_array, ones, tensor, zeros  # isort: skip
 
 from .arithmetic import add, div, matmul, mul, neg, pow, sub
 from .elementwise import astype, exp, gelu, log, relu, sigmoid, sqrt, tanh
@@ -25,7 +25,7 @@ from .shape import (
 )
 from .softmax import log_softmax, logsumexp, softmax
 __all__ = [
-    "DEFAULT_DTYPE", "Context", "Function", "Tensor", "add", "astype", "cat", "concatenate", "div",
+    "DEFAULT_DTYPE", "Context", "Function", "Tensor", "add", "as_array", "astype", "cat", "concatenate", "div",
     "enable_grad", "exp", "gelu", "getitem", "is_grad_enabled", "log", "log_softmax", "logsumexp",
     "masked_fill", "matmul", "max", "mean", "mul", "neg", "no_grad", "ones", "permute", "pow", "relu",
     "reshape", "sigmoid", "softmax", "split", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",

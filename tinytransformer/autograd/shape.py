@@ -9,7 +9,7 @@ twice receives gradient from both reads.
 import numpy as np
 
 from .function import Function, lift, unbroadcast
-from .tensor import Tensor
+from .tensor import Tensor, as_array
 
 
 class Reshape(Function):
@@ -250,7 +250,7 @@ def split(x, split_size_or_sections, axis=0):
 
 
 def where(cond, a, b):
-    cond = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
+    cond = as_array(cond)
     if isinstance(a, Tensor):
         b = lift(b, a)
     elif isinstance(b, Tensor):
@@ -261,5 +261,5 @@ def where(cond, a, b):
 
 
 def masked_fill(x, mask, value):
-    mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    mask = as_array(mask)
     return MaskedFill.apply(x, mask, value)

@@ -226,22 +226,22 @@ class Tensor:
 
     # Comparisons give boolean tensors outside the graph (they have no gradient).
     def __lt__(self, other):
-        return Tensor(self.data < _raw(other))
+        return Tensor(self.data < as_array(other))
 
     def __le__(self, other):
-        return Tensor(self.data <= _raw(other))
+        return Tensor(self.data <= as_array(other))
 
     def __gt__(self, other):
-        return Tensor(self.data > _raw(other))
+        return Tensor(self.data > as_array(other))
 
     def __ge__(self, other):
-        return Tensor(self.data >= _raw(other))
+        return Tensor(self.data >= as_array(other))
 
     def __eq__(self, other):
-        return Tensor(self.data == _raw(other))
+        return Tensor(self.data == as_array(other))
 
     def __ne__(self, other):
-        return Tensor(self.data != _raw(other))
+        return Tensor(self.data != as_array(other))
 
     # ------------------------------------------------------------ op methods
     def exp(self):
@@ -328,8 +328,9 @@ class Tensor:
         return softmax.logsumexp(self, axis=axis, keepdims=keepdims)
 
 
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
+def as_array(x) -> np.ndarray:
+    """The NumPy array inside a tensor, or ``x`` itself as an array: what code that accepts either reads."""
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
 
 
 def topological_order(root):

@@ -21,12 +21,12 @@ against itself.
 
 import numpy as np
 
-from ..autograd import Tensor, no_grad
+from ..autograd import as_array, no_grad
 
 
 def as_sequence(idx, where):
     """One sequence of token ids as a (1, T) int64 array; ``idx`` may be (T,) or (1, T)."""
-    idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
+    idx = np.asarray(as_array(idx))
     if idx.ndim == 1:
         idx = idx[None, :]
     if idx.ndim != 2 or idx.shape[0] != 1 or idx.shape[1] == 0:

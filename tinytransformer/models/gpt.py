@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import as_array
 from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleDict, ModuleList, TransformerBlock
 from ..nn import functional as F
 from ..rng import get_rng
@@ -87,13 +87,13 @@ class GPT(Module):
         ``caches`` (one KVCache per block, see ``generation.py``) makes each
         call continue the sequence the caches already hold.
         """
-        idx = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+        idx = as_array(idx)
         x = self.hidden_states(idx, caches=caches)  # (B, T, C)
         B, T = idx.shape
         if targets is None:
             return self.lm_head(x[:, -1:, :]), None  # (B, 1, V)
         logits = self.lm_head(x)  # (B, T, V)
-        targets = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+        targets = as_array(targets)
         if targets.shape != (B, T):
             raise ValueError(f"GPT: targets must have the shape of idx {(B, T)}, got {targets.shape}")
         loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
@@ -107,7 +107,7 @@ class GPT(Module):
         of a right-padded row never see its padding, and positions start at 0
         as in pretraining. ``caches`` are ``forward``'s.
         """
-        idx = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+        idx = as_array(idx)
         if idx.ndim != 2:
             raise ValueError(f"GPT: idx must have shape (batch, time), got {idx.shape}")
         B, T = idx.shape

@@ -25,7 +25,7 @@ usually smaller, learning rate.
 
 import numpy as np
 
-from ..autograd import Tensor, concatenate, no_grad
+from ..autograd import Tensor, as_array, concatenate, no_grad
 from ..data.encoding import IGNORE_INDEX  # the label of positions that carry no tag (padding, inner sub-words)
 from ..nn import Dropout, Linear, Module, ModuleList
 from ..nn import functional as F
@@ -38,7 +38,7 @@ def _check_mask(idx, key_padding_mask, caller):
     """``key_padding_mask`` as a boolean (B, T) array (all False when None)."""
     if key_padding_mask is None:
         return np.zeros(idx.shape, dtype=bool)
-    mask = np.asarray(key_padding_mask.data if isinstance(key_padding_mask, Tensor) else key_padding_mask, dtype=bool)
+    mask = np.asarray(as_array(key_padding_mask), dtype=bool)
     if mask.shape != idx.shape:
         raise ValueError(f"{caller}: key_padding_mask has shape {mask.shape}, expected idx's shape {idx.shape}")
     bad = mask[:, 0] | (mask[:, :-1] & ~mask[:, 1:]).any(axis=1)  # padding first, or a real token after padding
@@ -114,7 +114,7 @@ class _Headed(Module):
         return groups
 
     def _hidden(self, idx, key_padding_mask, caller):
-        idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
+        idx = np.asarray(as_array(idx))
         mask = _check_mask(idx, key_padding_mask, caller)
         if self.body_frozen:  # nothing in the body to train: do not record its graph
             with no_grad():

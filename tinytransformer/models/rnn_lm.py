@@ -17,9 +17,8 @@ from call to call, so each new token costs one step.
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import Tensor, as_array
 from ..nn import LSTM, RNN, Dropout, Embedding, Linear, Module
 from ..nn import functional as F
 from ..rng import get_rng
@@ -90,7 +89,7 @@ class RNNLM(Module):
         are returned (what generation needs). ``caches`` (from ``new_caches``)
         starts from the state the previous call left and stores the new one.
         """
-        idx = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+        idx = as_array(idx)
         if idx.ndim != 2:
             raise ValueError(f"RNNLM: idx must have shape (batch, time), got {idx.shape}")
         B, T = idx.shape
@@ -107,7 +106,7 @@ class RNNLM(Module):
         if targets is None:
             return self.lm_head(out[:, -1:, :]), None  # (B, 1, V)
         logits = self.lm_head(out)  # (B, T, V)
-        targets = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+        targets = as_array(targets)
         if targets.shape != (B, T):
             raise ValueError(f"RNNLM: targets must have the shape of idx {(B, T)}, got {targets.shape}")
         loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import as_array
 from ..nn import (
     Dropout, Embedding, LayerNorm, LearnedPositionalEmbedding, Linear, Module, ModuleList, MultiheadAttention,
     RotaryEmbedding, SinusoidalPositionalEncoding,
@@ -41,9 +41,6 @@ from ..rng import get_rng
 
 POSITIONALS = ("sinusoidal", "learned", "rotary")
 
-
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
 
 
 class _Layer(Module):
@@ -256,7 +253,7 @@ class Seq2SeqTransformer(Module):
         return self.drop(x)
 
     def _ids(self, ids, name):
-        ids = np.asarray(_raw(ids))
+        ids = np.asarray(as_array(ids))
         if ids.ndim != 2 or ids.dtype.kind not in "iu":
             raise ValueError(f"Seq2SeqTransformer: {name} must be (batch, length) integer ids, got {ids.shape} {ids.dtype}")
         if ids.shape[1] > self.config.max_len:
@@ -284,7 +281,7 @@ class Seq2SeqTransformer(Module):
         if tgt_out is None:
             return logits, None
         B, T, V = logits.shape
-        tgt_out = np.asarray(_raw(tgt_out))
+        tgt_out = np.asarray(as_array(tgt_out))
         if tgt_out.shape != (B, T):
             raise ValueError(f"Seq2SeqTransformer: tgt_out must have tgt_in's shape {(B, T)}, got {tgt_out.shape}")
         targets = np.where(tgt_out == self.config.pad_id, -100, tgt_out).reshape(-1)  # padding is ignored

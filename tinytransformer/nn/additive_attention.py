@@ -8,8 +8,9 @@ dot-product attention needs one matrix product; lesson 05 compares the two.
 
 import numpy as np
 
+from ..autograd import as_array
 from ..kernels.attention_softmax import broadcasts_to
-from .attention import _raw, masked_softmax
+from .attention import masked_softmax
 from .linear import Linear
 from .module import Module
 
@@ -46,7 +47,7 @@ class AdditiveAttention(Module):
             raise ValueError(f"AdditiveAttention: batch axes of query {query.shape} and key {key.shape} differ") from None
         scores_shape = batch + (query.shape[-2], key.shape[-2])  # (..., L, S)
         if attn_mask is not None:
-            mask = np.asarray(_raw(attn_mask))
+            mask = np.asarray(as_array(attn_mask))
             if mask.dtype.kind not in "bf" or not broadcasts_to(mask.shape, scores_shape):
                 raise ValueError(
                     f"AdditiveAttention: attn_mask must be boolean or float and broadcast to (..., L, S) = "

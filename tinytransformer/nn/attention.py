@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from .. import kernels
-from ..autograd import Function, Tensor, unbroadcast
+from ..autograd import Function, Tensor, as_array, unbroadcast
 from ..kernels.attention_softmax import broadcasts_to
 from ..rng import get_rng
 from .dropout import dropout
@@ -46,9 +46,6 @@ def causal_mask(n_queries, n_keys=None):
     """Boolean (L, S) mask, True where query i may attend to key j, i.e. j <= i (top-left aligned)."""
     return np.tri(n_queries, n_queries if n_keys is None else n_keys, dtype=bool)
 
-
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
 
 
 def _check_attention(name, query, key, value, attn_mask, is_causal, dropout_p):
@@ -68,7 +65,7 @@ def _check_attention(name, query, key, value, attn_mask, is_causal, dropout_p):
     if attn_mask is not None:
         if is_causal:
             raise ValueError(f"{name}: pass either attn_mask or is_causal=True, not both")
-        mask = np.asarray(_raw(attn_mask))
+        mask = np.asarray(as_array(attn_mask))
         if mask.dtype != np.bool_ and mask.dtype.kind != "f":
             raise TypeError(f"{name}: attn_mask must be boolean (True = take part) or float (added), got {mask.dtype}")
         if not broadcasts_to(mask.shape, scores):
@@ -185,7 +182,7 @@ def masked_softmax(scores, attn_mask=None, is_causal=False):
     """
     keep = causal_mask(*scores.shape[-2:]) if is_causal else None  # (L, S) or None
     if attn_mask is not None:
-        mask = np.asarray(_raw(attn_mask))
+        mask = np.asarray(as_array(attn_mask))
         if mask.dtype == np.bool_:
             keep = mask if keep is None else keep & mask
         elif mask.dtype.kind == "f":

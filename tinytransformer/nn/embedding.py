@@ -15,7 +15,7 @@ gradient, so it stays zero through training (as in PyTorch).
 import numpy as np
 
 from .. import kernels
-from ..autograd import Function, Tensor
+from ..autograd import Function, as_array
 from ..rng import get_rng
 from .module import Module, Parameter
 
@@ -64,8 +64,8 @@ def embedding(input, weight, padding_idx=None):
 
     Returns a tensor of shape input.shape + (D,) (``torch.nn.functional.embedding``).
     """
-    ids = input.data if isinstance(input, Tensor) else np.asarray(input)
-    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    ids = as_array(input)
+    w = as_array(weight)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"embedding: input must hold integer ids, got dtype {ids.dtype}")
     if w.ndim != 2:

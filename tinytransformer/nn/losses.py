@@ -13,7 +13,7 @@ softplus, so neither loss overflows even for logits of 1e4.
 import numpy as np
 
 from .. import kernels
-from ..autograd import Function, Tensor
+from ..autograd import Function, Tensor, as_array
 from .module import Module
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -23,9 +23,6 @@ def _check_reduction(name, reduction):
     if reduction not in REDUCTIONS:
         raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
-
-def _array(x):
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
 
 
 def _class_rows(x):
@@ -38,7 +35,7 @@ def _class_rows(x):
 def _check_cross_entropy(name, input, target, weight, ignore_index, reduction, label_smoothing):
     """Validate the arguments; return (target array, weight array in input's dtype or None, C)."""
     _check_reduction(name, reduction)
-    x, t = _array(input), _array(target)
+    x, t = as_array(input), as_array(target)
     if x.ndim == 0:
         raise ValueError(f"{name}: input must have a class axis, got a scalar")
     num_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
@@ -60,7 +57,7 @@ def _check_cross_entropy(name, input, target, weight, ignore_index, reduction, l
         )
     if weight is None:
         return t, None, num_classes
-    w = _array(weight)
+    w = as_array(weight)
     if w.shape != (num_classes,):
         raise ValueError(f"{name}: weight must have shape ({num_classes},), one per class, got {w.shape}")
     return t, w.astype(x.dtype, copy=False), num_classes
@@ -212,7 +209,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     extras = []
     for arg, value in (("weight", weight), ("pos_weight", pos_weight)):
         if value is not None:
-            value = _array(value).astype(input.dtype, copy=False)
+            value = as_array(value).astype(input.dtype, copy=False)
             try:
                 fits = np.broadcast_shapes(value.shape, input.shape) == input.shape
             except ValueError:

@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import Tensor, as_array
 
 
 class Parameter(Tensor):
@@ -214,7 +214,7 @@ class Module:
         for key, value in state_dict.items():  # check every shape before copying anything
             if key not in targets:
                 continue
-            array = value.data if isinstance(value, Tensor) else np.asarray(value)
+            array = as_array(value)
             if array.shape != targets[key].shape:
                 raise ValueError(
                     f"load_state_dict: {key} has shape {array.shape} in the state dict but "

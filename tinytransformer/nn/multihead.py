@@ -24,9 +24,9 @@ import math
 
 import numpy as np
 
-from ..autograd import no_grad
+from ..autograd import as_array, no_grad
 from ..rng import get_rng
-from .attention import _raw, attention_weights, causal_mask, scaled_dot_product_attention
+from .attention import attention_weights, causal_mask, scaled_dot_product_attention
 from .linear import Linear, linear
 from .module import Module, Parameter
 
@@ -39,7 +39,7 @@ def _xavier_uniform(rng, shape, dtype):
 
 def _as_mask(mask):
     """A mask as an array: boolean or float (PyTorch's two kinds), anything else is an error."""
-    mask = np.asarray(_raw(mask))
+    mask = np.asarray(as_array(mask))
     if mask.dtype != np.bool_ and mask.dtype.kind != "f":
         raise TypeError(f"MultiheadAttention: masks must be boolean or float, got dtype {mask.dtype}")
     return mask

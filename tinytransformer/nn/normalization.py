@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .. import kernels
-from ..autograd import Function, Tensor
+from ..autograd import Function, as_array
 from .module import Module, Parameter
 
 
@@ -29,7 +29,7 @@ def _as_shape(normalized_shape):
 def _check(name, input, normalized_shape, weight, bias=None):
     """Validate shapes; return ``normalized_shape`` as a tuple."""
     shape = _as_shape(normalized_shape)
-    x_shape = np.shape(input.data if isinstance(input, Tensor) else input)
+    x_shape = np.shape(as_array(input))
     if len(x_shape) < len(shape) or x_shape[len(x_shape) - len(shape):] != shape:
         raise ValueError(
             f"{name}: input of shape {x_shape} does not end in normalized_shape {shape} "

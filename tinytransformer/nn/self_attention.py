@@ -12,8 +12,8 @@ convention (True = take part).
 
 import numpy as np
 
-from ..autograd import Tensor, no_grad
-from .attention import _raw, attention_weights, causal_mask, scaled_dot_product_attention
+from ..autograd import Tensor, as_array, no_grad
+from .attention import attention_weights, causal_mask, scaled_dot_product_attention
 from .dropout import Dropout
 from .linear import Linear
 from .module import Module
@@ -36,7 +36,7 @@ class KVCache:
 
     def append(self, k, v):
         """Add the new positions' keys and values (B, nh, T, hs); return all of them as tensors."""
-        k, v = _raw(k), _raw(v)
+        k, v = as_array(k), as_array(v)
         self.k = k if self.k is None else np.concatenate([self.k, k], axis=2)
         self.v = v if self.v is None else np.concatenate([self.v, v], axis=2)
         return Tensor(self.k), Tensor(self.v)
@@ -88,7 +88,7 @@ class CausalSelfAttention(Module):
             if self.causal and T > 1:  # new query i sits at position past + i: it sees keys j <= past + i
                 keep = np.arange(past + T)[None, :] <= np.arange(past, past + T)[:, None]  # (T, past + T)
         elif key_padding_mask is not None:
-            padding = np.asarray(_raw(key_padding_mask), dtype=bool)
+            padding = np.asarray(as_array(key_padding_mask), dtype=bool)
             if padding.shape != (B, T):
                 raise ValueError(
                     f"CausalSelfAttention: key_padding_mask must have shape (B, T) = {(B, T)}, got {padding.shape}"

@@ -30,7 +30,7 @@ as strings (as JSON writes them); ``load_state_dict`` accepts both.
 
 import numpy as np
 
-from ..autograd import Tensor, enable_grad
+from ..autograd import Tensor, as_array, enable_grad
 
 
 class Optimizer:
@@ -147,7 +147,7 @@ class Optimizer:
         if isinstance(value, np.generic):  # a NumPy scalar (e.g. read back from an .npz): a Python number
             return value.item()
         if isinstance(value, (np.ndarray, Tensor)):
-            array = np.array(value.data if isinstance(value, Tensor) else value, dtype=p.dtype)  # a copy
+            array = np.array(as_array(value), dtype=p.dtype)  # a copy
             if array.shape != p.shape:
                 raise ValueError(
                     f"{type(self).__name__}.load_state_dict: state {key!r} has shape {array.shape} "
