@@ -188,7 +188,7 @@ def run(config=None, progress=True, log=print) -> Trainer:
     returns the trainer."""
     config = config if config is not None else LanguageModelConfig()
     if config.resume:
-        log(f"resuming the run in {config.out} (its saved settings; only max_iters may change them)")
+        log(f"resuming the run in {config.out} (its saved settings; only max_iters, --max-iters, may change them)")
         trainer = resume_pretraining(config.out, max_iters=config.max_iters)
     else:
         trainer = prepare_pretraining(config=config, out_dir=config.out)
