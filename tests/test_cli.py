@@ -129,3 +129,15 @@ def test_python_dash_m_runs_the_command():
     )
     assert result.stdout == ""
 
+
+
+def test_a_bad_backend_in_the_environment_is_one_line(tmp_path):
+    env = dict(os.environ, TINYTRANSFORMER_BACKEND="fortran",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-m", "tinytransformer", "train", "--max-iters", "1", "--n-layer", "1",
+                             "--out", str(tmp_path / "run")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "tinytransformer train: error: TINYTRANSFORMER_BACKEND='fortran': expected one of ('numpy', 'numba') "
+        "(see tinytransformer train --help)")

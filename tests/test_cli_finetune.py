@@ -51,7 +51,7 @@ def classifier(tmp_path_factory):
 
 def test_finetune_prints_epochs_and_saves_the_model_results_and_pretrained_body(classifier, capsys):
     meta = json.loads((classifier / "meta.json").read_text())
-    assert meta["kind"] == "finetuned" and meta["head"]["members"] == 2 and meta["labels"] == ["neg", "pos"]
+    assert meta["kind"] == "classifier" and meta["head"]["members"] == 2 and meta["labels"] == ["neg", "pos"]
     results = json.loads((classifier / "results.json").read_text())
     assert set(results) >= {"dev", "test", "members_dev", "seconds"}
     pretrained = json.loads((classifier / "pretrained" / "meta.json").read_text())
@@ -115,7 +115,7 @@ def _fails(args, capsys, match):
 def test_bad_input_is_one_line_and_exit_code_2(classifier, tmp_path, capsys, monkeypatch):
     _fails(["classify", "--checkpoint", str(tmp_path / "nowhere")], capsys, "is not a checkpoint")
     _fails(["tag", "--checkpoint", str(classifier), "--input", str(tmp_path / "none.txt")], capsys,
-           "holds a model for `classify`, not for `tag`")
+           "holds a classifier")
     _fails(["classify", "--checkpoint", str(classifier / "pretrained"), "--input", "x"], capsys,
            "holds a pretrained language model")
     binary = tmp_path / "binary.txt"

@@ -13,16 +13,39 @@
 
 Every flag is a field of the command's config (``tinytransformer.tasks``),
 whose default and help text it shows: the config is the only home of both.
-A bad flag or value prints one line (``tinytransformer train: error: ...``)
-and exits with status 2; errors the library raises are reported the same way.
+
+The error contract. Standard output carries only results; standard error carries
+one line per error or note, never a traceback unless asked for with --debug:
+
+  exit 0   done. A note may precede: "note: ..." for an input cut to the model's
+           block, or an optional part missing (a figure not drawn, and the pip
+           command that brings it back).
+  exit 2   an error the user can fix, in one line that names the flag, file or
+           value: "tinytransformer CMD: error: ...". That is a bad flag or value
+           (argparse, and each config's checks), and any ValueError (bad
+           content, UnicodeDecodeError included), OSError (a missing,
+           unreadable or unwritable file: named with its flag), KeyError (a key
+           missing from a file given), MemoryError (sizes this machine cannot
+           hold) or ImportError of an optional extra (which says what to
+           install) raised while the command runs.
+  exit 1   an internal error: anything else (TypeError, IndexError, ...) is a bug
+           in tinytransformer, said in one line that asks for a report.
+  exit 130 interrupted (Ctrl-C); the last checkpoint written stays.
+
+``tinytransformer --debug CMD ...`` (or ``CMD ... --debug``) lets every error
+after the flags are parsed raise with its traceback, user errors included.
 """
 
 import argparse
 import importlib
+import os
 import re
 import sys
 from dataclasses import MISSING
+from pathlib import Path
 
+from .kernels import backend as kernels_backend
+from .plots.backend import install_hint, missing_extra, note_once
 from .tasks.options import check_value, options
 
 # command -> (module in tinytransformer.tasks, config class, function called with the config, help, description)
@@ -84,7 +107,7 @@ def _value_type(f):
 
     def parse(text):
         try:
-            value = kind(text)
+            value = float(text) if kind is int and re.fullmatch(r"[+-]?\d+\.0*|[+-]?\d+e\+?\d+", text) else kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, got {text!r}") from None
         try:
@@ -119,34 +142,120 @@ def add_options(parser, config_class):
         target.add_argument(flag, dest=f.name, type=_value_type(f), required=m["required"], **kwargs)
 
 
+DEBUG_HELP = "let errors raise with their traceback (by default: one line; the exit codes: tinytransformer --help)"
+USER_ERRORS = (ValueError, KeyError, OSError, MemoryError, ImportError)  # ImportError: of an optional extra only
+MAX_MESSAGE = 400  # characters: one line stays readable
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tinytransformer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name, (module, config_name, function, help_text, description) in COMMANDS.items():
         task = importlib.import_module(f"tinytransformer.tasks.{module}")
         command = sub.add_parser(name, formatter_class=HelpFormatter, help=help_text, description=description)
         config_class = getattr(task, config_name)
         add_options(command, config_class)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         command.set_defaults(config_class=config_class, run=getattr(task, function), command_parser=command)
     return parser
 
 
+def _flag(name) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _with_flags(message, fields, leading=True) -> str:
+    """A message in the flags' names: "n_embd 100 is ..." -> "--n-embd 100 is ..." (not "model_config.n_embd",
+    a key in a file); a one-word field ("prompt", "text") only where a config's message starts with it
+    (``leading``), since "data" or "task" are words too."""
+    names = "|".join(f.name for f in fields if "_" in f.name)
+    if names:
+        message = re.sub(rf"(?<![\w.'\"-])({names})\b(?!['\"])", lambda m: _flag(m.group(1)), message)
+    first = re.match(r"(\w+)\b", message) if leading else None
+    if first and first.group(1) in {f.name for f in fields if not f.metadata["positional"]}:
+        message = _flag(first.group(1)) + message[first.end():]
+    return message
+
+
+def _os_error(err, config, fields) -> str:
+    """"--input reviews.txt: No such file or directory": an OSError with the flag that named its file."""
+    if err.filename is None or not err.strerror:
+        return str(err)
+    target = Path(os.fsdecode(err.filename))
+    for f in fields:
+        value = getattr(config, f.name, None)
+        if isinstance(value, str) and value and not f.metadata["positional"]:
+            if Path(value) == target:
+                return f"{_flag(f.name)} {target}: {err.strerror}"
+            if Path(value) in target.parents:
+                return f"{target}: {err.strerror} (in {_flag(f.name)} {value})"
+    return f"{target}: {err.strerror}"
+
+
+def is_user_error(err) -> bool:
+    """Whether ``err`` is one the user can fix (exit code 2) rather than a bug (exit code 1)."""
+    return isinstance(err, USER_ERRORS) and (not isinstance(err, ImportError) or missing_extra(err) is not None)
+
+
+def describe_error(err, config=None, fields=()) -> str:
+    """The one line a user error prints (after "tinytransformer CMD: error: ")."""
+    if isinstance(err, OSError):
+        message = _os_error(err, config, fields)
+    elif isinstance(err, KeyError):  # KeyError("a sentence") carries a message; KeyError('model') only a key
+        key = err.args[0] if err.args else None
+        message = key if isinstance(key, str) and " " in key.strip() else f"missing key {key!r}"
+    elif isinstance(err, MemoryError):
+        message = f"out of memory ({err or 'no details'}); choose smaller sizes"
+    else:
+        message = str(err) or type(err).__name__
+    message = " ".join(message.split())  # one line, always
+    if len(message) > MAX_MESSAGE:
+        message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE} more characters; --debug shows all)"
+    return message
+
+
+def _note_numpy_kernels(args):
+    """Training without Numba works, more slowly: said once, where it matters (a command that trains)."""
+    trains = args.command in ("train", "demo", "finetune") or getattr(args, "train", False) is True
+    if trains and kernels_backend.numba is None and not os.environ.get(kernels_backend.ENV_VAR):
+        note_once(f"the kernels run their NumPy twins (slower), since Numba is not installed: {install_hint('numba')}")
+
+
 def main(argv=None) -> int:
+    """Run one command (see the module docstring for the exit codes); returns 0, or raises SystemExit."""
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command_parser
     fields = options(args.config_class)
     try:
+        kernels_backend.get_backend()  # a bad TINYTRANSFORMER_BACKEND is said before any work
         config = args.config_class(**{f.name: getattr(args, f.name) for f in fields})
     except (ValueError, TypeError) as err:  # a bad combination of flags: said with the flags' names
-        names = "|".join(f.name for f in fields if "_" in f.name)  # n_embd -> --n-embd; "data", "task" are words too
-        command.error(re.sub(rf"\b({names})\b", lambda m: "--" + m.group(1).replace("_", "-"), str(err)))
+        if args.debug:
+            raise
+        command.error(_with_flags(describe_error(err), fields))
+    _note_numpy_kernels(args)
     try:
         args.run(config)
+        sys.stdout.flush()
         return 0
-    except (ValueError, KeyError, OSError) as err:  # the library's errors: one line, not a traceback
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        command.exit(2, f"{command.prog}: error: {message}\n")
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        command.exit(141)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        command.exit(130, f"{command.prog}: interrupted\n")
+    except Exception as err:
+        if args.debug:
+            raise
+        if is_user_error(err):
+            message = _with_flags(describe_error(err, config, fields), fields, leading=False)
+            command.exit(2, f"{command.prog}: error: {message}\n")
+        command.exit(1, f"{command.prog}: internal error: {describe_error(err)} ({type(err).__name__}); this is a bug "
+                        "in tinytransformer: please report it with the command that caused it (rerun it with --debug "
+                        "for the traceback)\n")
 
 
 if __name__ == "__main__":

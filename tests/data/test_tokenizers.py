@@ -127,7 +127,7 @@ def test_decode_rejects_bad_ids(tok):
 
 
 def test_bpe_errors():
-    with pytest.raises(ValueError, match="vocab_size must be an int >= 256"):
+    with pytest.raises(ValueError, match=r"BPETokenizer.train: vocab_size must be in \[256, inf\), got 100"):
         BPETokenizer.train("abc", 100)
     with pytest.raises(ValueError, match="lone surrogate"):
         BPETokenizer().encode("a\ud800")

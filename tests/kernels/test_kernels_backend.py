@@ -62,7 +62,7 @@ def test_environment_variable_selects_the_backend():
     assert code == 0 and out.split() == ["numpy"], out
     code, out = _python(probe)  # default: Numba when installed
     assert code == 0 and out.split() == ["numba"], out
-    code, out = _python("import tinytransformer", TINYTRANSFORMER_BACKEND="fortran")
+    code, out = _python("import tinytransformer as tt; tt.get_backend()", TINYTRANSFORMER_BACKEND="fortran")
     assert code != 0 and "TINYTRANSFORMER_BACKEND='fortran': expected one of ('numpy', 'numba')" in out
 
 
@@ -80,7 +80,8 @@ def test_without_numba_the_library_works_on_numpy():
     """)
     assert code == 0 and out.startswith("numpy 0.0"), out
     assert "ImportError: set_backend: the 'numba' backend needs Numba, which is not installed" in out
-    code, out = _python("import sys; sys.modules['numba'] = None; import tinytransformer", TINYTRANSFORMER_BACKEND="numba")
+    code, out = _python("import sys; sys.modules['numba'] = None; import tinytransformer as tt; tt.get_backend()",
+                        TINYTRANSFORMER_BACKEND="numba")
     assert code != 0 and "TINYTRANSFORMER_BACKEND=numba, but Numba is not installed" in out
 
 

@@ -73,7 +73,7 @@ def test_truncated_bptt_in_the_config_changes_gradients_not_the_loss(rng):
 def test_config_errors():
     with pytest.raises(ValueError, match="cell must be one of"):
         RNNLMConfig(cell="gru")
-    with pytest.raises(ValueError, match="n_layer must be positive"):
+    with pytest.raises(ValueError, match=r"n_layer must be in \[1, inf\), got 0"):
         RNNLMConfig(n_layer=0)
     assert RNNLMConfig(n_embd=32).n_hidden == 32
     with pytest.raises(ValueError, match="idx must have shape"):

@@ -211,7 +211,7 @@ def test_embedding_rejects_bad_ids():
         emb(np.array([[3, 10], [-1, 12]]))
     with pytest.raises(TypeError, match="embedding: input must hold integer ids, got dtype float32"):
         emb(tt.tensor([1.0, 2.0]))
-    with pytest.raises(ValueError, match=r"Embedding: padding_idx=10 is out of range for num_embeddings=10"):
+    with pytest.raises(ValueError, match=r"Embedding: padding_idx must be in \[-10, 10\), got 10"):
         nn.Embedding(10, 4, padding_idx=10)
 
 

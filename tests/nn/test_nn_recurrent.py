@@ -231,7 +231,7 @@ def test_errors_name_the_layer_and_the_shapes():
         RNNCell(3, 4)(tt.zeros(2, 3), tt.zeros(3, 4))
     with pytest.raises(ValueError, match="nonlinearity must be one of"):
         RNN(3, 4, nonlinearity="sigmoid")
-    with pytest.raises(ValueError, match="bptt_steps must be None or a positive integer"):
+    with pytest.raises(ValueError, match=r"LSTM: bptt_steps must be in \[1, inf\), got 0"):
         LSTM(3, 4)(tt.zeros(5, 2, 3), bptt_steps=0)
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(ValueError, match=r"LSTM: input_size must be in \[1, inf\), got 0"):
         LSTM(0, 4)

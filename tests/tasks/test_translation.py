@@ -12,7 +12,8 @@ from tinytransformer.tasks.translation import (
 )
 
 FLAGS = ["--train", "--out", "--checkpoint", "--beam", "--threads", "--direction", "--max-number", "--test-size",
-         "--max-steps", "--max-seconds", "--batch-size", "--lr", "--d-model", "--num-layers", "--positional", "--seed"]
+         "--max-steps", "--max-seconds", "--batch-size", "--lr", "--d-model", "--num-layers", "--positional", "--seed",
+         "--overwrite"]
 
 
 def _config_from_cli(argv):

@@ -46,16 +46,20 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(tmp_path / "nowhere")
 
 
-def test_a_second_save_replaces_the_first_and_cleans_up(tmp_path, rng):
+def test_a_second_save_replaces_the_first_and_removes_only_its_own_files(tmp_path, rng):
     model_state, optimizer_state = _states(rng)
     save_checkpoint(tmp_path, model_state, optimizer_state, {"step": 1})
-    (tmp_path / "model-99.npz").write_bytes(b"left over by a crash")
+    for name in ("model-99.npz", "model-2.npz", "model-best.npz", "notes.txt"):  # the user's, not a save's
+        (tmp_path / name).write_bytes(b"mine")
+    (tmp_path / ".model-7.npz.unfinished-abc123.tmp").write_bytes(b"left by a killed save")
     save_checkpoint(tmp_path, {k: v + 1 for k, v in model_state.items()}, optimizer_state, {"step": 2})
     loaded, _, meta = load_checkpoint(tmp_path)
     assert meta["step"] == 2
     np.testing.assert_array_equal(loaded["w"], model_state["w"] + 1)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["meta.json", "model-2.npz", "optimizer-2.npz"]
+    assert names == ["meta.json", "model-2.npz", "model-3.npz", "model-99.npz", "model-best.npz", "notes.txt",
+                     "optimizer-3.npz"]  # model-2.npz was the user's: the save took the next free number
+    assert all((tmp_path / n).read_bytes() == b"mine" for n in ("model-99.npz", "model-2.npz", "model-best.npz"))
 
 
 def test_a_crash_before_the_commit_leaves_the_old_checkpoint(tmp_path, rng, monkeypatch):

@@ -17,13 +17,17 @@ def _broadcast_error(name, a, b):
 class _Binary(Function):
     """Shared forward for elementwise binary ops: compute, and name the shapes on failure."""
 
+    saves_operands = True  # Add and Sub need only the shapes (and keep no array an in-place edit could spoil)
+
     @classmethod
     def compute(cls, a, b):
         raise NotImplementedError
 
     @classmethod
     def forward(cls, ctx, a, b):
-        ctx.a, ctx.b = a, b
+        ctx.a_shape, ctx.b_shape = a.shape, b.shape
+        if cls.saves_operands:
+            ctx.a, ctx.b = a, b
         try:
             return cls.compute(a, b)
         except ValueError:
@@ -33,17 +37,21 @@ class _Binary(Function):
 class Add(_Binary):
     """z = a + b;  dz/da = 1, dz/db = 1."""
 
+    saves_operands = False
+
     @classmethod
     def compute(cls, a, b):
         return a + b
 
     @staticmethod
     def backward(ctx, grad):
-        return unbroadcast(grad, ctx.a.shape), unbroadcast(grad, ctx.b.shape)
+        return unbroadcast(grad, ctx.a_shape), unbroadcast(grad, ctx.b_shape)
 
 
 class Sub(_Binary):
     """z = a - b;  dz/da = 1, dz/db = -1."""
+
+    saves_operands = False
 
     @classmethod
     def compute(cls, a, b):
@@ -51,7 +59,7 @@ class Sub(_Binary):
 
     @staticmethod
     def backward(ctx, grad):
-        return unbroadcast(grad, ctx.a.shape), unbroadcast(-grad, ctx.b.shape)
+        return unbroadcast(grad, ctx.a_shape), unbroadcast(-grad, ctx.b_shape)
 
 
 class Mul(_Binary):

@@ -14,8 +14,6 @@ whose ``forward`` and ``backward`` sit side by side. Lesson 01 walks through it.
 
 import numpy as np
 
-from .grad_mode import is_grad_enabled
-
 DEFAULT_DTYPE = np.float32
 
 
@@ -44,21 +42,31 @@ class Tensor:
     NumPy arrays keep their dtype, so float64 is there when asked for.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("_data", "_version", "grad", "requires_grad", "_ctx", "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
 
     def __init__(self, data, requires_grad=False, dtype=None):
-        self.data = _to_array(data, dtype)
+        self._data = _to_array(data, dtype)
+        self._version = 0  # in-place changes through .data (PyTorch's _version); see Context.save_versions
         if requires_grad and self.data.dtype.kind != "f":
-            raise TypeError(
-                f"Tensor: only floating-point tensors can require gradients, got dtype {self.data.dtype}"
-            )
+            raise TypeError(f"Tensor: only floating-point tensors can require gradients, got dtype {self.data.dtype}")
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._ctx = None  # the Context of the Function that made this tensor (None for leaves)
         self._retains_grad = False
 
     # ------------------------------------------------------------------ basics
+    @property
+    def data(self) -> np.ndarray:
+        """The array inside (shared, not copied); ``x.data += 1`` changes it in place and counts one version."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        if value is self._data:  # `x.data += 1` and the like: the same array, changed in place
+            self._version += 1
+        self._data = value
+
     @property
     def shape(self):
         return self.data.shape
@@ -80,7 +88,15 @@ class Tensor:
         return self._ctx is None
 
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __bool__(self):  # as in PyTorch: `if t > 0:` means one thing only for a single element
+        if self.data.size != 1:
+            values = "more than one value" if self.data.size else "no values"
+            raise RuntimeError(f"Boolean value of Tensor with {values} is ambiguous")
+        return bool(self.data)
 
     def __repr__(self):
         body = np.array2string(self.data, precision=4, separator=", ", prefix="tensor(")
@@ -169,6 +185,7 @@ class Tensor:
                     f"backward: the graph through {ctx.fn.__name__} was already freed by an earlier "
                     "backward; call backward(retain_graph=True) the first time to go through it twice"
                 )
+            ctx.check_versions(node)  # an array it saved, changed in place since, would give a wrong gradient
             parent_grads = ctx.fn.backward(ctx, g)  # the chain rule: dL/d(parent) from dL/d(node)
             if not isinstance(parent_grads, tuple):
                 parent_grads = (parent_grads,)
@@ -374,11 +391,6 @@ def zeros(*shape_, dtype=DEFAULT_DTYPE, requires_grad=False) -> Tensor:
 
 def ones(*shape_, dtype=DEFAULT_DTYPE, requires_grad=False) -> Tensor:
     return Tensor(np.ones(_shape_arg(shape_), dtype=dtype), requires_grad=requires_grad)
-
-
-def is_recording(tensors) -> bool:
-    """True when an op on ``tensors`` must be recorded for backward."""
-    return is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
 
 
 from . import arithmetic, elementwise, reductions, shape, softmax  # noqa: E402  (they need Tensor)

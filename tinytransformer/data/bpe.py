@@ -24,6 +24,7 @@ import heapq
 import re
 from collections import Counter, defaultdict
 
+from ..validation import check_value
 from .tokenizers import Tokenizer
 
 # GPT-2's pre-tokenizer, with the stdlib's classes: [^\W\d_] is a letter, \d a digit,
@@ -77,8 +78,7 @@ class BPETokenizer(Tokenizer):
         training is deterministic, and training to a smaller ``vocab_size`` gives
         a prefix of the same merges.
         """
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
-            raise ValueError(f"BPETokenizer.train: vocab_size must be an int >= 256 (the byte alphabet), got {vocab_size!r}")
+        vocab_size = check_value("BPETokenizer.train: vocab_size", vocab_size, int, "[256, inf)")  # 256: the bytes
         chunk_counts = Counter(re.findall(pattern, text))
         words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
         freqs = list(chunk_counts.values())

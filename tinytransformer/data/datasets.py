@@ -16,6 +16,7 @@ Shuffling and windows draw from ``tinytransformer.rng.get_rng()`` (seeded by
 import numpy as np
 
 from ..rng import get_rng
+from ..validation import check_value
 
 
 class Dataset:
@@ -104,8 +105,8 @@ def random_windows(tokens, block_size: int, batch_size: int, rng=None):
     tokens = np.asarray(tokens)
     if tokens.ndim != 1:
         raise ValueError(f"random_windows: tokens must be 1-D, got shape {tokens.shape}")
-    if block_size < 1 or batch_size < 1:
-        raise ValueError(f"random_windows: block_size and batch_size must be >= 1, got {block_size} and {batch_size}")
+    block_size = check_value("random_windows: block_size", block_size, int, "[1, inf)")
+    batch_size = check_value("random_windows: batch_size", batch_size, int, "[1, inf)")
     if len(tokens) <= block_size:
         raise ValueError(
             f"random_windows: need more than block_size={block_size} tokens (a window plus its next token), "

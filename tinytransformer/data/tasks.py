@@ -23,7 +23,10 @@ Your own files:
   line of whitespace) between sentences.
 
 A malformed line stops loading with its file and line number, for example
-``reviews.tsv:17: expected 'label<TAB>text', got 1 field``.
+``reviews.tsv:17: expected 'label<TAB>text', got 1 field``; so does a file of
+the other kind: a CoNLL file read for classification (every "text" one token
+that reads as a tag) or a ``label<TAB>text`` file read for tagging (a "tag"
+with spaces, or a ``label<TAB>text`` header).
 
 Labels are kept as strings everywhere (SST-2's are "0" and "1"), so built-in
 and user data look alike; ``TaskData.labels`` fixes the order that turns them
@@ -31,6 +34,7 @@ into class ids.
 """
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +49,7 @@ WNUT17_TYPES = ("corporation", "creative-work", "group", "location", "person", "
 WNUT17_TAGS = ("O", *(f"{prefix}-{t}" for t in WNUT17_TYPES for prefix in "BI"))
 BUILT_IN_TASKS = {"sst2": "classification", "wnut17": "tagging"}
 KINDS = ("classification", "tagging")
+TAG = re.compile(r"(O|[BIESLU]-\S+)\Z")  # a BIO/BIOES tag: how a CoNLL file given for classification shows itself
 
 
 def _not_utf8(path, err) -> ValueError:
@@ -93,9 +98,10 @@ def load_classification(path) -> tuple:
     else:
         rows = ((number, line.rstrip().split("\t"), line) for number, line in _lines(path))
         expected = "label<TAB>text"
-    texts, labels = [], []
+    texts, labels, first, breaks = [], [], None, False
     for number, fields, line in rows:
         if not line.strip():
+            breaks = breaks or bool(texts)  # a blank line after examples: CoNLL's sentence break?
             continue
         fields = [f.strip() for f in fields]
         if number == 1 and [f.lower() for f in fields] == ["label", "text"]:
@@ -107,8 +113,12 @@ def load_classification(path) -> tuple:
             raise ValueError(f"{path}:{number}: empty {'label' if not label else 'text'} in {line[:80]!r}")
         labels.append(label)
         texts.append(text)
+        first = first or (number, line)
     if not texts:
         raise ValueError(f"load_classification: {path} holds no examples")
+    if all(" " not in t for t in texts) and (all(TAG.match(t) for t in texts) or (breaks and len(set(labels)) > 10)):
+        raise ValueError(f"{path}:{first[0]}: {first[1][:80]!r} and every other line read as CoNLL token<TAB>tag: "
+                         "a tagging file, not label<TAB>text for classification (`finetune --task tag` reads it)")
     return texts, labels
 
 
@@ -127,6 +137,9 @@ def load_tagging(path) -> tuple:
         fields = [f.strip() for f in line.strip().split("\t")]
         if len(fields) != 2:
             raise _fields_error(path, number, "token<TAB>tag", fields, line)
+        if " " in fields[1] or (number == 1 and [f.lower() for f in fields] == ["label", "text"]):
+            raise ValueError(f"{path}:{number}: {line[:80]!r} reads as label<TAB>text, not CoNLL token<TAB>tag (a tag "
+                             "has no spaces): a classification file (`finetune --task classify` reads it)")
         words.append(fields[0])
         word_tags.append(fields[1])
     if words:
@@ -178,6 +191,9 @@ def split_train_dev(texts, labels, dev_fraction: float = 0.1, seed: int = 0, str
     try:
         x_train, x_dev, y_train, y_dev = train_test_split(
             texts, labels, test_size=dev_fraction, random_state=seed, stratify=labels if stratify else None)
+    except ImportError as err:
+        raise ImportError(f"split_train_dev: {err}; or give a dev file (--dev) instead of holding one out",
+                          name="sklearn") from err
     except ValueError as err:
         raise ValueError(f"split_train_dev: cannot split {len(texts)} examples with dev_fraction={dev_fraction}"
                          f"{' stratified' if stratify else ''} ({err})") from None

@@ -24,6 +24,7 @@ What the outputs are worth: ``tinytransformer.metrics`` (exact match, BLEU).
 import numpy as np
 
 from ..autograd import no_grad
+from ..validation import check_value
 
 
 def model_step(model, src):
@@ -43,9 +44,9 @@ def model_step(model, src):
     return step
 
 
-def _check(name, max_len, beam_size=1):
-    if max_len < 1 or beam_size < 1:
-        raise ValueError(f"{name}: max_len and beam_size must be >= 1, got {max_len} and {beam_size}")
+def _check(name, n_sources, max_len):
+    return (check_value(f"{name}: n_sources", n_sources, int, "[0, inf)"),
+            check_value(f"{name}: max_len", max_len, int, "[1, inf)"))
 
 
 def _strip(seq, eos_id):
@@ -60,7 +61,7 @@ def greedy_decode(step, n_sources, bos_id, eos_id, max_len):
     Returns (outputs, scores): ``outputs[b]`` the token list without <bos>/<eos>,
     ``scores[b]`` its summed log-probability (the <eos> included, if written).
     """
-    _check("greedy_decode", max_len)
+    n_sources, max_len = _check("greedy_decode", n_sources, max_len)
     rows = np.arange(n_sources)
     seqs = np.full((n_sources, 1), bos_id, dtype=np.int64)  # (B, 1)
     scores = np.zeros(n_sources)
@@ -82,9 +83,12 @@ def beam_search(step, n_sources, bos_id, eos_id, max_len, beam_size=4, length_pe
 
     Returns (outputs, scores) like ``greedy_decode``; a score is the summed
     log-probability, and the output is the hypothesis with the best
-    score / length^length_penalty (length counts the <eos>).
+    score / length^length_penalty (length counts the <eos>). ``beam_size`` may be
+    at most the vocabulary's size (known at the first step).
     """
-    _check("beam_search", max_len, beam_size)
+    n_sources, max_len = _check("beam_search", n_sources, max_len)
+    beam_size = check_value("beam_search: beam_size", beam_size, int, "[1, inf)")
+    length_penalty = check_value("beam_search: length_penalty", length_penalty, float)
     B, k = n_sources, beam_size
     seqs = np.full((B, 1, 1), bos_id, dtype=np.int64)  # (B, beams, t): one beam to start with
     scores = np.zeros((B, 1))  # (B, beams)
@@ -94,6 +98,8 @@ def beam_search(step, n_sources, bos_id, eos_id, max_len, beam_size=4, length_pe
         rows = np.repeat(np.arange(B), n_beams)  # (B * beams,): the source of each prefix
         log_probs = step(seqs.reshape(B * n_beams, -1), rows).reshape(B, n_beams, -1)  # (B, beams, V)
         V = log_probs.shape[-1]
+        if k > V:  # the bound: a wider beam keeps V, V^2, V^3, ... prefixes until memory runs out
+            raise ValueError(f"beam_search: beam_size must be at most the vocabulary's size {V}, got {k}")
         log_probs = np.where(done[..., None], -np.inf, log_probs)  # a finished beam has one continuation:
         log_probs[..., eos_id] = np.where(done, 0.0, log_probs[..., eos_id])  # <eos> again, free
         candidates = (scores[..., None] + log_probs).reshape(B, n_beams * V)  # (B, beams * V)

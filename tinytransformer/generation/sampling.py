@@ -19,6 +19,14 @@ import numpy as np
 from ..autograd import no_grad
 from ..nn import KVCache
 from ..rng import get_rng
+from ..validation import check_value
+
+
+def _check_sampling(name, temperature, top_k, top_p):
+    """The sampling settings, checked (top_k=2.0 -> 2): a NaN temperature would always pick token 0."""
+    return (check_value(f"{name}: temperature", temperature, float, "[0, inf)"),
+            check_value(f"{name}: top_k", top_k, int, "[1, inf)", optional=True),
+            check_value(f"{name}: top_p", top_p, float, "(0, 1]", optional=True))
 
 
 def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, rng=None) -> np.ndarray:
@@ -26,12 +34,7 @@ def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, rng=None)
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2:
         raise ValueError(f"sample_next_token: logits must have shape (batch, vocab), got {logits.shape}")
-    if temperature < 0:
-        raise ValueError(f"sample_next_token: temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"sample_next_token: top_k must be >= 1, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"sample_next_token: top_p must be in (0, 1], got {top_p}")
+    temperature, top_k, top_p = _check_sampling("sample_next_token", temperature, top_k, top_p)
     if temperature == 0:
         return logits.argmax(axis=-1)
     rng = rng if rng is not None else get_rng()
@@ -61,6 +64,9 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     ``block_size`` tokens. ``seed`` makes sampling repeatable; the cached and
     uncached paths give the same tokens.
     """
+    max_new_tokens = check_value("generate: max_new_tokens", max_new_tokens, int, "[0, inf)")
+    temperature, top_k, top_p = _check_sampling("generate", temperature, top_k, top_p)
+    seed = check_value("generate: seed", seed, int, "[0, inf)", optional=True)
     idx = np.asarray(idx, dtype=np.int64)
     if idx.ndim == 1:
         idx = idx[None, :]

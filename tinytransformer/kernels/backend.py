@@ -55,11 +55,14 @@ def _initial_backend() -> str:
     return name
 
 
-_backend = _initial_backend()
+_backend = None  # read from the environment on first use, so that a bad value is an error there, not at import
 
 
 def get_backend() -> str:
     """The backend the kernels run on now: ``"numpy"`` or ``"numba"``."""
+    global _backend
+    if _backend is None:
+        _backend = _initial_backend()
     return _backend
 
 

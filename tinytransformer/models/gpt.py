@@ -19,6 +19,7 @@ from ..autograd import as_array
 from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleDict, ModuleList, TransformerBlock
 from ..nn import functional as F
 from ..rng import get_rng
+from ..validation import check_fields
 
 
 @dataclass
@@ -32,13 +33,11 @@ class GPTConfig:
     bias: bool = True
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"GPTConfig: {name} must be positive, got {getattr(self, name)}")
+        size = (int, "[1, inf)")
+        check_fields(self, {"vocab_size": size, "block_size": size, "n_layer": size, "n_head": size, "n_embd": size,
+                            "dropout": (float, "[0, 1)")})
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout}")
 
     def to_dict(self):
         return asdict(self)

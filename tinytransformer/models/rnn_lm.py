@@ -22,6 +22,7 @@ from ..autograd import Tensor, as_array
 from ..nn import LSTM, RNN, Dropout, Embedding, Linear, Module
 from ..nn import functional as F
 from ..rng import get_rng
+from ..validation import check_fields, check_value
 
 CELLS = ("rnn", "lstm")
 
@@ -44,13 +45,11 @@ class RNNLMConfig:
             self.n_hidden = self.n_embd
         if self.cell not in CELLS:
             raise ValueError(f"RNNLMConfig: cell must be one of {CELLS}, got {self.cell!r}")
-        for name in ("vocab_size", "block_size", "n_layer", "n_embd", "n_hidden"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"RNNLMConfig: {name} must be positive, got {getattr(self, name)}")
-        if self.bptt_steps is not None and int(self.bptt_steps) <= 0:
-            raise ValueError(f"RNNLMConfig: bptt_steps must be None or positive, got {self.bptt_steps}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"RNNLMConfig: dropout must be in [0, 1), got {self.dropout}")
+        size = (int, "[1, inf)")
+        check_fields(self, {"vocab_size": size, "block_size": size, "n_layer": size, "n_embd": size, "n_hidden": size,
+                            "dropout": (float, "[0, 1)")})
+        if self.bptt_steps is not None:  # None: back-propagate through the whole window
+            self.bptt_steps = check_value("RNNLMConfig: bptt_steps", self.bptt_steps, int, "[1, inf)")
 
     def to_dict(self):
         return asdict(self)

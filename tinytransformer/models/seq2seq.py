@@ -38,6 +38,7 @@ from ..nn import (
 from ..nn import functional as F
 from ..nn.blocks import ACTIVATIONS
 from ..rng import get_rng
+from ..validation import check_fields, check_value
 
 POSITIONALS = ("sinusoidal", "learned", "rotary")
 
@@ -197,13 +198,15 @@ class Seq2SeqConfig:
     def __post_init__(self):
         if self.positional not in POSITIONALS:
             raise ValueError(f"Seq2SeqConfig: positional must be one of {POSITIONALS}, got {self.positional!r}")
-        for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "nhead", "dim_feedforward", "max_len"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"Seq2SeqConfig: {name} must be positive, got {getattr(self, name)}")
+        size = (int, "[1, inf)")
+        check_fields(self, {
+            "src_vocab_size": size, "tgt_vocab_size": size, "d_model": size, "nhead": size, "num_encoder_layers": size,
+            "num_decoder_layers": size, "dim_feedforward": size, "max_len": size, "dropout": (float, "[0, 1)"),
+        })
         if self.d_model % self.nhead:
             raise ValueError(f"Seq2SeqConfig: d_model={self.d_model} is not divisible by nhead={self.nhead}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"Seq2SeqConfig: dropout must be in [0, 1), got {self.dropout}")
+        smallest = min(self.src_vocab_size, self.tgt_vocab_size)
+        self.pad_id = check_value("Seq2SeqConfig: pad_id", self.pad_id, int, f"[0, {smallest})")  # a token of both
 
     def to_dict(self):
         return asdict(self)

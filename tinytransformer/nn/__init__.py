@@ -20,6 +20,7 @@ from .blocks import MLP, TransformerBlock
 from .multihead import MultiheadAttention
 from .positional import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
 from .recurrent import LSTM, RNN, LSTMCell, RNNCell
+from .crf import CRF
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 utils = SimpleNamespace(clip_grad_norm_=clip_grad_norm_)  # PyTorch's address for it: tt.nn.utils.clip_grad_norm_
 
@@ -32,4 +33,4 @@ __all__ += [
     "AdditiveAttention", "CausalSelfAttention", "KVCache", "LearnedPositionalEmbedding", "MLP", "MultiheadAttention",
     "RotaryEmbedding", "SinusoidalPositionalEncoding", "TransformerBlock",
 ]
-__all__ += ["LSTM", "LSTMCell", "RNN", "RNNCell"]
+__all__ += ["CRF", "LSTM", "LSTMCell", "RNN", "RNNCell"]

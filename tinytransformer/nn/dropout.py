@@ -17,6 +17,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..rng import get_rng
+from ..validation import check_value
 from .module import Module
 
 
@@ -39,16 +40,15 @@ class DropoutFunction(Function):
 
 
 def _check_p(p, where):
-    if not 0 <= p <= 1:
-        raise ValueError(f"{where}: dropout probability p must be in [0, 1], got {p}")
+    return check_value(f"{where}: dropout probability p", p, float, "[0, 1]")
 
 
 def dropout(input, p=0.5, training=True):
     """Inverted dropout (``torch.nn.functional.dropout``); returns ``input`` itself when not training or p == 0."""
-    _check_p(p, "dropout")
+    p = _check_p(p, "dropout")
     if not training or p == 0:
         return input
-    return DropoutFunction.apply(input, float(p))
+    return DropoutFunction.apply(input, p)
 
 
 class Dropout(Module):
@@ -56,8 +56,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        _check_p(p, "Dropout")
-        self.p = p
+        self.p = _check_p(p, "Dropout")
 
     def forward(self, input):
         return dropout(input, self.p, self.training)

@@ -17,6 +17,7 @@ import numpy as np
 from .. import kernels
 from ..autograd import Function, as_array
 from ..rng import get_rng
+from ..validation import check_value
 from .module import Module, Parameter
 
 
@@ -51,12 +52,8 @@ def _check_padding_idx(padding_idx, num_embeddings, where):
     """``padding_idx`` as a non-negative row number (negative counts from the end, as in PyTorch)."""
     if padding_idx is None:
         return None
-    if not -num_embeddings <= padding_idx < num_embeddings:
-        raise ValueError(
-            f"{where}: padding_idx={padding_idx} is out of range for num_embeddings={num_embeddings} "
-            f"(must be in [{-num_embeddings}, {num_embeddings}))"
-        )
-    return int(padding_idx) % num_embeddings
+    within = f"[{-num_embeddings}, {num_embeddings})"  # a row of the table
+    return check_value(f"{where}: padding_idx", padding_idx, int, within) % num_embeddings
 
 
 def embedding(input, weight, padding_idx=None):
@@ -89,10 +86,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=np.float32):
         super().__init__()
-        if num_embeddings <= 0 or embedding_dim <= 0:
-            raise ValueError(
-                f"Embedding: num_embeddings and embedding_dim must be positive, got {num_embeddings}, {embedding_dim}"
-            )
+        num_embeddings = check_value("Embedding: num_embeddings", num_embeddings, int, "[1, inf)")
+        embedding_dim = check_value("Embedding: embedding_dim", embedding_dim, int, "[1, inf)")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = _check_padding_idx(padding_idx, num_embeddings, "Embedding")
         weight = get_rng().standard_normal((num_embeddings, embedding_dim)).astype(dtype)

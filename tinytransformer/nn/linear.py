@@ -18,6 +18,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..rng import get_rng
+from ..validation import check_value
 from .module import Module, Parameter
 
 
@@ -58,8 +59,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(f"Linear: in_features and out_features must be positive, got {in_features}, {out_features}")
+        in_features = check_value("Linear: in_features", in_features, int, "[1, inf)")
+        out_features = check_value("Linear: out_features", out_features, int, "[1, inf)")
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features)
         rng = get_rng()

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..autograd import as_array, no_grad
 from ..rng import get_rng
+from ..validation import check_value
 from .attention import attention_weights, causal_mask, scaled_dot_product_attention
 from .linear import Linear, linear
 from .module import Module, Parameter
@@ -79,15 +80,16 @@ class MultiheadAttention(Module):
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False, kdim=None, vdim=None,
                  dtype=np.float32):
         super().__init__()
-        if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads != 0:
+        embed_dim = check_value("MultiheadAttention: embed_dim", embed_dim, int, "[1, inf)")
+        num_heads = check_value("MultiheadAttention: num_heads", num_heads, int, "[1, inf)")
+        if embed_dim % num_heads != 0:
             raise ValueError(
                 f"MultiheadAttention: embed_dim={embed_dim} must be a positive multiple of num_heads={num_heads}"
             )
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"MultiheadAttention: dropout must be in [0, 1], got {dropout}")
+        dropout = check_value("MultiheadAttention: dropout", dropout, float, "[0, 1]")
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
-        self.kdim = embed_dim if kdim is None else kdim
-        self.vdim = embed_dim if vdim is None else vdim
+        self.kdim = embed_dim if kdim is None else check_value("MultiheadAttention: kdim", kdim, int, "[1, inf)")
+        self.vdim = embed_dim if vdim is None else check_value("MultiheadAttention: vdim", vdim, int, "[1, inf)")
         self.dropout, self.batch_first = dropout, batch_first
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
         rng = get_rng()

@@ -19,11 +19,18 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function, as_array
+from ..validation import check_value
 from .module import Module, Parameter
 
 
 def _as_shape(normalized_shape):
     return (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+
+
+def _layer_shape(name, normalized_shape):
+    """A layer's ``normalized_shape`` (an int, or a sequence of them) as a tuple of positive ints."""
+    dims = normalized_shape if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)
+    return tuple(check_value(f"{name}: normalized_shape", n, int, "[1, inf)") for n in dims)
 
 
 def _check(name, input, normalized_shape, weight, bias=None):
@@ -125,7 +132,8 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=np.float32):
         super().__init__()
-        self.normalized_shape, self.eps, self.elementwise_affine = _as_shape(normalized_shape), eps, elementwise_affine
+        self.normalized_shape = _layer_shape("LayerNorm", normalized_shape)
+        self.eps, self.elementwise_affine = check_value("LayerNorm: eps", eps, float, "(0, inf)"), elementwise_affine
         affine = elementwise_affine
         self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype)) if affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype)) if affine and bias else None
@@ -142,7 +150,9 @@ class RMSNorm(Module):
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=np.float32):
         super().__init__()
-        self.normalized_shape, self.eps, self.elementwise_affine = _as_shape(normalized_shape), eps, elementwise_affine
+        self.normalized_shape = _layer_shape("RMSNorm", normalized_shape)
+        self.eps = check_value("RMSNorm: eps", eps, float, "(0, inf)", optional=True)  # None: the dtype's epsilon
+        self.elementwise_affine = elementwise_affine
         self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype)) if elementwise_affine else None
 
     def forward(self, input):

@@ -13,6 +13,7 @@ outputs shuffle the same way. Order enters only through these encodings:
 import numpy as np
 
 from ..autograd import Function
+from ..validation import check_value
 from .embedding import Embedding
 from .module import Module
 
@@ -56,6 +57,8 @@ class SinusoidalPositionalEncoding(Module):
 
     def __init__(self, dim, max_len=5000, dtype=np.float32):
         super().__init__()
+        dim = check_value("SinusoidalPositionalEncoding: dim", dim, int, "[1, inf)")
+        max_len = check_value("SinusoidalPositionalEncoding: max_len", max_len, int, "[1, inf)")
         self.dim, self.max_len = dim, max_len
         self.register_buffer("pe", sinusoidal_positions(max_len, dim, dtype), persistent=False)
 
@@ -76,7 +79,7 @@ class LearnedPositionalEmbedding(Embedding):
 
     def __init__(self, max_len, dim, dtype=np.float32):
         super().__init__(max_len, dim, dtype=dtype)
-        self.max_len, self.dim = max_len, dim
+        self.max_len, self.dim = self.num_embeddings, self.embedding_dim  # checked by Embedding
 
     def forward(self, x, offset=0):
         _check_positions("LearnedPositionalEmbedding", x, offset, self.max_len, self.dim)
@@ -142,6 +145,9 @@ class RotaryEmbedding(Module):
 
     def __init__(self, head_dim, max_len=2048, base=10000.0, dtype=np.float32):
         super().__init__()
+        head_dim = check_value("RotaryEmbedding: head_dim", head_dim, int, "[1, inf)")
+        max_len = check_value("RotaryEmbedding: max_len", max_len, int, "[1, inf)")
+        base = check_value("RotaryEmbedding: base", base, float, "(1, inf)")
         if head_dim % 2:
             raise ValueError(f"RotaryEmbedding: head_dim must be even to form pairs, got {head_dim}")
         self.head_dim, self.max_len, self.base = head_dim, max_len, base

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..autograd import Function, Tensor, stack
 from ..rng import get_rng
+from ..validation import check_value
 from .dropout import Dropout
 from .linear import linear
 from .module import Module, Parameter
@@ -196,11 +197,9 @@ def _uniform(rng, shape, hidden_size, dtype):
 
 
 def _check_sizes(name, input_size, hidden_size, num_layers=1):
-    if min(input_size, hidden_size, num_layers) <= 0:
-        raise ValueError(
-            f"{name}: input_size, hidden_size and num_layers must be positive, "
-            f"got {input_size}, {hidden_size}, {num_layers}"
-        )
+    """The three sizes as positive ints (8.0 -> 8), or a ValueError naming the one that is not."""
+    sizes = {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers}
+    return [check_value(f"{name}: {key}", value, int, "[1, inf)") for key, value in sizes.items()]
 
 
 class _CellBase(Module):
@@ -208,7 +207,7 @@ class _CellBase(Module):
 
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32):
         super().__init__()
-        _check_sizes(type(self).__name__, input_size, hidden_size)
+        input_size, hidden_size, _ = _check_sizes(type(self).__name__, input_size, hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
         rng, G = get_rng(), self.gate_count * hidden_size
         self.weight_ih = _uniform(rng, (G, input_size), hidden_size, dtype)
@@ -275,7 +274,7 @@ class _RecurrentBase(Module):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  dtype=np.float32):
         super().__init__()
-        _check_sizes(type(self).__name__, input_size, hidden_size, num_layers)
+        input_size, hidden_size, num_layers = _check_sizes(type(self).__name__, input_size, hidden_size, num_layers)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first = bias, batch_first
         self.dropout = Dropout(dropout)
@@ -333,8 +332,8 @@ class _RecurrentBase(Module):
 
 
 def _check_bptt(name, bptt_steps):
-    if bptt_steps is not None and (isinstance(bptt_steps, bool) or int(bptt_steps) != bptt_steps or bptt_steps < 1):
-        raise ValueError(f"{name}: bptt_steps must be None or a positive integer, got {bptt_steps!r}")
+    """None (back-propagate through every step) or a positive int."""
+    return check_value(f"{name}: bptt_steps", bptt_steps, int, "[1, inf)", optional=True)
 
 
 class RNN(_RecurrentBase):
@@ -353,7 +352,7 @@ class RNN(_RecurrentBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, input, hx=None, bptt_steps=None):
-        _check_bptt("RNN", bptt_steps)
+        bptt_steps = _check_bptt("RNN", bptt_steps)
         x, (h0,), unbatched = self._prepare(input, [hx])
         finals = []
         for k in range(self.num_layers):
@@ -377,7 +376,7 @@ class LSTM(_RecurrentBase):
     gate_count = 4
 
     def forward(self, input, hx=None, bptt_steps=None):
-        _check_bptt("LSTM", bptt_steps)
+        bptt_steps = _check_bptt("LSTM", bptt_steps)
         H = self.hidden_size
         x, (h0, c0), unbatched = self._prepare(input, [None, None] if hx is None else list(hx))
         h_finals, c_finals = [], []

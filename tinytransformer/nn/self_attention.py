@@ -13,6 +13,7 @@ convention (True = take part).
 import numpy as np
 
 from ..autograd import Tensor, as_array, no_grad
+from ..validation import check_value
 from .attention import attention_weights, causal_mask, scaled_dot_product_attention
 from .dropout import Dropout
 from .linear import Linear
@@ -59,6 +60,8 @@ class CausalSelfAttention(Module):
 
     def __init__(self, n_embd, n_head, dropout=0.0, bias=True, causal=True):
         super().__init__()
+        n_embd = check_value("CausalSelfAttention: n_embd", n_embd, int, "[1, inf)")
+        n_head = check_value("CausalSelfAttention: n_head", n_head, int, "[1, inf)")
         if n_embd % n_head != 0:
             raise ValueError(f"CausalSelfAttention: n_embd={n_embd} is not divisible by n_head={n_head}")
         self.n_embd, self.n_head, self.causal = n_embd, n_head, causal

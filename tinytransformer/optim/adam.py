@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from .. import kernels
+from ..validation import check_value
 from .optimizer import Optimizer
 
 
@@ -68,18 +69,16 @@ class Adam(Optimizer):
     update = staticmethod(adam_update)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
-    def _check_group(self, group):
-        name = type(self).__name__
-        for key in ("lr", "eps", "weight_decay"):
-            if not group[key] >= 0:
-                raise ValueError(f"{name}: {key} must be >= 0, got {group[key]}")
-        if len(group["betas"]) != 2:
-            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {group['betas']}")
-        for i, beta in enumerate(group["betas"]):
-            if not 0 <= beta < 1:
-                raise ValueError(f"{name}: betas[{i}] must be in [0, 1), got {beta}")
+    checks = {"lr": (float, "[0, inf)"), "eps": (float, "(0, inf)"), "weight_decay": (float, "[0, inf)")}
+
+    def _check_group(self, group, where):
+        super()._check_group(group, where)
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{where}: betas must be a pair (beta1, beta2), got {betas!r}")
+        group["betas"] = tuple(check_value(f"{where}: betas[{i}]", b, float, "[0, 1)") for i, b in enumerate(betas))
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""

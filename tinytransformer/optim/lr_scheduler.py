@@ -12,18 +12,23 @@ then constant. ``WarmupCosineLR`` is that function wrapped in a ``LambdaLR``.
 import functools
 import math
 
+from ..validation import check_value
+
 
 class LRScheduler:
     """Base class: subclasses define ``get_lr()``, the lrs for step ``self.last_epoch``.
 
     ``state_dict()`` is ``{"last_epoch": int, "base_lrs": [float], "_last_lr": [float]}``,
     PyTorch's keys; the schedule's functions and arguments are not saved (they are
-    code: build the scheduler again with them, then load the state).
+    code: build the scheduler again with them, then load the state). Every lr a
+    schedule computes or a state restores must be finite and >= 0, checked with
+    ``tinytransformer.validation.check_value``.
     """
 
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = optimizer
         name = type(self).__name__
+        last_epoch = check_value(f"{name}: last_epoch", last_epoch, int, "[-1, inf)")
         if last_epoch == -1:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
@@ -42,7 +47,8 @@ class LRScheduler:
     def step(self):
         """Advance one step and write the new lr into every parameter group."""
         self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        for i, (group, lr) in enumerate(zip(self.optimizer.param_groups, self.get_lr())):
+            check_value(f"{type(self).__name__}: the lr of group {i} at step {self.last_epoch}", lr, float, "[0, inf)")
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
@@ -54,9 +60,20 @@ class LRScheduler:
         return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs), "_last_lr": list(self._last_lr)}
 
     def load_state_dict(self, state_dict):
-        self.last_epoch = int(state_dict["last_epoch"])
-        self.base_lrs = [float(lr) for lr in state_dict["base_lrs"]]
-        self._last_lr = [float(lr) for lr in state_dict["_last_lr"]]
+        """Restore ``state_dict()``'s values, checked first: the scheduler is unchanged if one is invalid."""
+        where = f"{type(self).__name__}.load_state_dict"
+        missing = [key for key in ("last_epoch", "base_lrs", "_last_lr") if key not in state_dict]
+        if missing:
+            raise ValueError(f"{where}: the state has no {missing}")
+        last_epoch = check_value(f"{where}: last_epoch", state_dict["last_epoch"], int, "[0, inf)")
+        lrs = {}
+        for key in ("base_lrs", "_last_lr"):
+            values = state_dict[key]
+            if not isinstance(values, (list, tuple)) or len(values) != len(self.optimizer.param_groups):
+                raise ValueError(f"{where}: {key} must hold one lr per parameter group "
+                                 f"({len(self.optimizer.param_groups)}), got {values!r}")
+            lrs[key] = [check_value(f"{where}: {key}[{i}]", lr, float, "[0, inf)") for i, lr in enumerate(values)]
+        self.last_epoch, self.base_lrs, self._last_lr = last_epoch, lrs["base_lrs"], lrs["_last_lr"]
 
 
 class LambdaLR(LRScheduler):
@@ -73,6 +90,9 @@ class LambdaLR(LRScheduler):
             self.lr_lambdas = list(lr_lambda)
         else:
             self.lr_lambdas = [lr_lambda] * n_groups
+        if not all(callable(f) for f in self.lr_lambdas):
+            raise ValueError(f"LambdaLR: lr_lambda must be a function of the step (or one per group), "
+                             f"got {lr_lambda!r}")
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -104,15 +124,14 @@ class WarmupCosineLR(LambdaLR):
     """``LambdaLR`` with ``cosine_with_warmup``: warmup over ``warmup_steps``, cosine to ``total_steps``."""
 
     def __init__(self, optimizer, warmup_steps, total_steps, min_lr_ratio=0.1, last_epoch=-1):
-        if not warmup_steps >= 0:
-            raise ValueError(f"WarmupCosineLR: warmup_steps must be >= 0, got {warmup_steps}")
-        if not total_steps >= warmup_steps:
+        warmup_steps = check_value("WarmupCosineLR: warmup_steps", warmup_steps, int, "[0, inf)")
+        total_steps = check_value("WarmupCosineLR: total_steps", total_steps, int, "[0, inf)")
+        min_lr_ratio = check_value("WarmupCosineLR: min_lr_ratio", min_lr_ratio, float, "[0, 1]")
+        if total_steps < warmup_steps:
             raise ValueError(
                 f"WarmupCosineLR: total_steps must be >= warmup_steps, got total_steps={total_steps}, "
                 f"warmup_steps={warmup_steps}"
             )
-        if not 0 <= min_lr_ratio <= 1:
-            raise ValueError(f"WarmupCosineLR: min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
         self.warmup_steps, self.total_steps, self.min_lr_ratio = warmup_steps, total_steps, min_lr_ratio
         schedule = functools.partial(
             cosine_with_warmup, warmup_steps=warmup_steps, total_steps=total_steps, min_lr_ratio=min_lr_ratio

@@ -31,10 +31,20 @@ as strings (as JSON writes them); ``load_state_dict`` accepts both.
 import numpy as np
 
 from ..autograd import Tensor, as_array, enable_grad
+from ..validation import check_value
 
 
 class Optimizer:
-    """Base class: subclasses define ``_check_group`` (validation) and ``step``."""
+    """Base class: subclasses define ``step`` and list their hyperparameters' ``checks``.
+
+    ``checks`` maps a hyperparameter to ``(kind, interval)`` for
+    ``tinytransformer.validation.check_value``; the constructor, ``add_param_group``
+    and ``load_state_dict`` all check every group with it (and with a subclass's
+    ``_check_group``, for rules that join two values), so a NaN or negative lr
+    fails where it is given, never at a later step.
+    """
+
+    checks = {}
 
     def __init__(self, params, defaults):
         name = type(self).__name__
@@ -44,7 +54,7 @@ class Optimizer:
                 "(wrap it in a list, or pass model.parameters())"
             )
         self.defaults = dict(defaults)
-        self._check_group(self.defaults)
+        self._check_group(self.defaults, name)
         self.state = {}  # Parameter -> dict of per-parameter state
         self.param_groups = []
         groups = list(params)
@@ -55,8 +65,12 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
-    def _check_group(self, group):
-        """Raise ValueError if a hyperparameter of ``group`` is out of range."""
+    def _check_group(self, group, where):
+        """Check ``group``'s hyperparameters in place (8.0 -> 8, 1 -> 1.0); a ValueError starting with ``where``."""
+        for key, (kind, within) in self.checks.items():
+            group[key] = check_value(f"{where}: {key}", group[key], kind, within)
+        if "initial_lr" in group:  # written there by a learning-rate schedule
+            group["initial_lr"] = check_value(f"{where}: initial_lr", group["initial_lr"], float, "[0, inf)")
 
     def add_param_group(self, param_group):
         """Add a group of parameters, filling unset hyperparameters from the defaults."""
@@ -76,7 +90,7 @@ class Optimizer:
         if len({id(p) for p in params}) != len(params) or any(id(p) in seen for p in params):
             raise ValueError(f"{name}: some parameters appear more than once in params (or in two groups)")
         group = {**self.defaults, **param_group, "params": params}
-        self._check_group(group)
+        self._check_group(group, name)
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none=True):
@@ -117,7 +131,8 @@ class Optimizer:
         """Restore what ``state_dict()`` returned (for the same parameters, in the same groups).
 
         Arrays are copied and cast to each parameter's dtype; hyperparameters
-        (including ``lr``) are taken from the saved groups.
+        (including ``lr``) are taken from the saved groups after the checks the
+        constructor makes; the optimizer is left unchanged if anything is invalid.
         """
         name = type(self).__name__
         saved_groups = state_dict["param_groups"]
@@ -126,33 +141,46 @@ class Optimizer:
                 f"{name}.load_state_dict: the state dict has {len(saved_groups)} parameter groups, "
                 f"the optimizer has {len(self.param_groups)}"
             )
-        params_by_index = {}
+        params_by_index, restored = {}, []
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
                     f"{name}.load_state_dict: group {i} has {len(saved['params'])} parameters in the "
                     f"state dict but {len(group['params'])} in the optimizer"
                 )
+            unknown = sorted(set(saved) - set(self.defaults) - {"params", "initial_lr"})
+            if unknown:
+                raise ValueError(f"{name}.load_state_dict: group {i} has unknown hyperparameters {unknown}")
             params_by_index.update(zip((int(k) for k in saved["params"]), group["params"]))
-        for group, saved in zip(self.param_groups, saved_groups):
+            new = dict(group)
             for key, value in saved.items():
                 if key != "params":  # JSON turns tuples (betas) into lists: turn them back
-                    group[key] = tuple(value) if isinstance(group.get(key), tuple) else value
-        self.state = {}
+                    new[key] = tuple(value) if isinstance(group.get(key), tuple) else value
+            self._check_group(new, f"{name}.load_state_dict: group {i}")  # the constructor's checks, again
+            restored.append(new)
+        state = {}
         for key, saved_state in state_dict["state"].items():
+            if int(key) not in params_by_index:
+                raise ValueError(f"{name}.load_state_dict: state for parameter {key}, but the groups hold "
+                                 f"parameters 0 to {len(params_by_index) - 1}")
             p = params_by_index[int(key)]
-            self.state[p] = {k: self._load_value(p, k, v) for k, v in saved_state.items()}
+            state[p] = {k: self._load_value(p, k, v, f"{name}.load_state_dict: state of parameter {key}")
+                        for k, v in saved_state.items()}
+        for group, new in zip(self.param_groups, restored):  # nothing changes unless everything was valid
+            group.update(new)
+        self.state = state
 
-    def _load_value(self, p, key, value):
+    def _load_value(self, p, key, value, where):
         if isinstance(value, np.generic):  # a NumPy scalar (e.g. read back from an .npz): a Python number
-            return value.item()
+            value = value.item()
+        if key == "step":  # Adam's count of steps taken, the exponent of its bias corrections
+            return check_value(f"{where}: step", value, int, "[1, inf)")
         if isinstance(value, (np.ndarray, Tensor)):
             array = np.array(as_array(value), dtype=p.dtype)  # a copy
             if array.shape != p.shape:
-                raise ValueError(
-                    f"{type(self).__name__}.load_state_dict: state {key!r} has shape {array.shape} "
-                    f"but its parameter has shape {p.shape}"
-                )
+                raise ValueError(f"{where}: {key!r} has shape {array.shape} but its parameter has shape {p.shape}")
+            if not np.isfinite(array).all():
+                raise ValueError(f"{where}: {key!r} holds non-finite values (inf or NaN)")
             return array
         return value
 

@@ -43,13 +43,16 @@ class SGD(Optimizer):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
         super().__init__(params, defaults)
 
-    def _check_group(self, group):
-        for key in ("lr", "momentum", "weight_decay"):
-            if not group[key] >= 0:
-                raise ValueError(f"SGD: {key} must be >= 0, got {group[key]}")
+    checks = {"lr": (float, "[0, inf)"), "momentum": (float, "[0, inf)"), "dampening": (float, "[0, 1]"),
+              "weight_decay": (float, "[0, inf)")}
+
+    def _check_group(self, group, where):
+        super()._check_group(group, where)
+        if not isinstance(group["nesterov"], bool):
+            raise ValueError(f"{where}: nesterov must be True or False, got {group['nesterov']!r}")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
-                f"SGD: nesterov=True needs momentum > 0 and dampening == 0, got momentum={group['momentum']}, "
+                f"{where}: nesterov=True needs momentum > 0 and dampening == 0, got momentum={group['momentum']}, "
                 f"dampening={group['dampening']}"
             )
 

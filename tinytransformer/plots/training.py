@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..metrics import accuracy, confusion_matrix
-from .backend import import_pyplot, save_figure
+from .backend import import_optional, import_pyplot, save_figure
 
 
 def plot_loss_curves(history, path, title="GPT training"):
@@ -31,8 +31,8 @@ def plot_confusion_matrix(y_true, y_pred, labels=None, normalize=None, title=Non
     open, to be shown or drawn on, so pyplot keeps whatever backend the caller
     chose (a notebook's, say) instead of ``import_pyplot``'s file-only one.
     """
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
+    plt = import_optional("matplotlib.pyplot", "a confusion matrix")
+    ConfusionMatrixDisplay = import_optional("sklearn.metrics", "a confusion matrix").ConfusionMatrixDisplay
 
     y_true, y_pred = list(y_true), list(y_pred)
     if labels is None:

@@ -49,12 +49,12 @@ from ..metrics import accuracy
 from ..models.gpt import GPT, GPTConfig
 from ..models.heads import POOLINGS, Ensemble, TokenClassifier
 from ..nn import functional as F
-from ..plots import import_pyplot, plot_confusion_matrix
+from ..plots import import_optional, import_pyplot, note_once, plot_confusion_matrix
 from ..rng import manual_seed
-from ..training import TrainConfig, Trainer
-from ..training.checkpoint import atomic_write_text, save_checkpoint
+from ..training import TrainConfig, Trainer, check_out_folder
+from ..training.checkpoint import atomic_write_text
 from .finetuned import build_head, describe_scores, evaluate, predict_proba, save_finetuned
-from .language_model import load_pretrained
+from .language_model import GPT_BODIES, load_pretrained, save_pretrained_body
 from .options import check_options, option
 
 TASK_KINDS = {"classify": "classification", "tag": "tagging"}  # the task -> the kind of data it reads
@@ -119,6 +119,7 @@ class FinetuneRecipe:
                        group="fine-tuning")
     out: str = option(None, "folder for the fine-tuned model and results.json; None (from Python) saves nothing",
                       metavar="DIR", required=True)
+    overwrite: bool = option(False, "replace the checkpoint in --out (only its own files go), or write beside other files")
 
     def __post_init__(self):
         check_options(self)
@@ -162,7 +163,7 @@ def _block_size(recipe, tokenizer, data):
 def prepare_body(recipe, data, out_dir, log=print):
     """``(state_dict or None, config, tokenizer)``: the pretrained body the heads start from."""
     if recipe.checkpoint is not None:
-        body, tokenizer, _ = load_pretrained(recipe.checkpoint)
+        body, tokenizer, _ = load_pretrained(recipe.checkpoint, reader="finetune --checkpoint", holds=GPT_BODIES)
         log(f"body: {recipe.checkpoint} ({body.config.n_layer} layers, width {body.config.n_embd}, "
             f"vocabulary {tokenizer.vocab_size})")
         config = GPTConfig(**{**body.config.to_dict(), "dropout": recipe.dropout})
@@ -183,9 +184,7 @@ def prepare_body(recipe, data, out_dir, log=print):
                              batch_size=recipe.batch_size, seed=recipe.seed, shortlist=shortlist,
                              unk_id=getattr(tokenizer, "unk_id", None), log=log)
     if out_dir is not None:
-        meta = {"kind": "pretrained", "data": "task text", "model_config": body.config.to_dict(),
-                "tokenizer": tokenizer.to_dict()}
-        save_checkpoint(Path(out_dir) / "pretrained", body.state_dict(), None, meta)
+        save_pretrained_body(Path(out_dir) / "pretrained", body, tokenizer, "task text", recipe.overwrite)
     return body.state_dict(), config, tokenizer
 
 
@@ -197,6 +196,7 @@ def member_seed(seed, k) -> int:
 def run(recipe: FinetuneRecipe, log=print) -> dict:
     """Run the whole recipe (see the module docstring); returns the results written to ``OUT/results.json``."""
     started, out_dir = time.perf_counter(), recipe.out
+    check_out_folder(out_dir, recipe.overwrite, reads={"--checkpoint": recipe.checkpoint})  # before any work
     data = load_recipe_data(recipe)
     log(f"data: {len(data.train[0]):,} training, {len(data.dev[0]):,} dev"
         f"{f', {len(data.test[0]):,} test' if data.test else ''} examples; labels {list(data.labels)}")
@@ -213,7 +213,7 @@ def run(recipe: FinetuneRecipe, log=print) -> dict:
             model.load_body(state)
         single_out = out_dir if recipe.ensemble == 1 else None  # one model: saved at every new best epoch
         history = finetune(model, tokenizer, data, recipe.finetune_config(seed), single_out, log,
-                           meta={"recipe": asdict(recipe)})
+                           meta={"recipe": asdict(recipe)}, overwrite=recipe.overwrite)
         members.append(model)
         member_dev.append(history["best_dev"])
     model = members[0] if recipe.ensemble == 1 else Ensemble(members)
@@ -230,12 +230,13 @@ def run(recipe: FinetuneRecipe, log=print) -> dict:
         log(f"{name}: test {describe_scores(results['test'])}")
     if out_dir is not None:
         if recipe.ensemble > 1:
-            save_finetuned(out_dir, model, tokenizer, data.labels, {"recipe": asdict(recipe)})
+            save_finetuned(out_dir, model, tokenizer, data.labels, {"recipe": asdict(recipe)}, recipe.overwrite)
         atomic_write_text(Path(out_dir, "results.json"), json.dumps(results, indent=1, default=float) + "\n")
         if recipe.task == "classify":
             for split in ("dev", "test"):
-                if getattr(data, split) is not None:
-                    log(f"confusion matrix ({split}): {save_confusion_matrix(model, tokenizer, data, split, out_dir)}")
+                path = save_confusion_matrix(model, tokenizer, data, split, out_dir) if getattr(data, split) else None
+                if path is not None:
+                    log(f"confusion matrix ({split}): {path}")
     log(f"done in {results['seconds']['total']:.0f} s; saved to {out_dir}" if out_dir else "done")
     return results
 
@@ -246,8 +247,13 @@ def run_finetune(recipe: FinetuneRecipe, out_dir=None, log=print) -> dict:
 
 
 def save_confusion_matrix(model, tokenizer, data, split, out_dir) -> Path:
-    """``OUT/confusion_<split>.png``: the classifier's predictions on a split against the truth (needs matplotlib)."""
-    plt = import_pyplot()
+    """``OUT/confusion_<split>.png``: the classifier's predictions on a split against the truth; None (said
+    once) without matplotlib and scikit-learn."""
+    try:
+        plt, _ = import_pyplot(), import_optional("sklearn.metrics", "a confusion matrix")
+    except ImportError as err:
+        note_once(f"confusion matrices not drawn: {err}")
+        return None
     texts, truth = getattr(data, split)
     predicted = [data.labels[i] for i in predict_proba(model, tokenizer, texts).argmax(axis=1)]
     path = Path(out_dir) / f"confusion_{split}.png"
@@ -289,7 +295,7 @@ class FinetuneConfig:
         return asdict(self)
 
 
-def finetune(model, tokenizer, data, config=None, out_dir=None, log=print, meta=None) -> dict:
+def finetune(model, tokenizer, data, config=None, out_dir=None, log=print, meta=None, overwrite=False) -> dict:
     """Train ``model`` (a head on a body) on ``data.train``; after each epoch score ``data.dev``.
 
     ``data`` is a ``TaskData``. Prints one line per epoch (train loss, dev
@@ -334,7 +340,7 @@ def finetune(model, tokenizer, data, config=None, out_dir=None, log=print, meta=
             history["best_epoch"], history["best_dev"] = epoch, scores
             if out_dir is not None:
                 save_finetuned(out_dir, model, tokenizer, data.labels, {**(meta or {}), "finetune": config.to_dict(),
-                                                                         "history": history})
+                                                                         "history": history}, overwrite)
         return scores
 
     steps = config.epochs * per_epoch

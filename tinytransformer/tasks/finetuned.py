@@ -19,13 +19,15 @@ import numpy as np
 from ..data import tokenizer_from_dict
 from ..data.batching import length_batches, pad
 from ..data.encoding import encode_texts, encode_words
-from ..metrics import classification_scores, entity_scores, token_accuracy
+from ..metrics import accuracy, classification_scores, entity_scores, token_accuracy
 from ..models.gpt import GPTConfig
 from ..models.heads import Ensemble, SequenceClassifier, TokenClassifier
+from ..plots.backend import install_hint, missing_extra, note_once
 from ..training.checkpoint import load_checkpoint, save_checkpoint
 from .options import check_options, option
 
 HEADS = {"classify": SequenceClassifier, "tag": TokenClassifier}
+KINDS = {"classify": "classifier", "tag": "tagger"}  # the task -> the kind of checkpoint its model is saved as
 
 
 def build_head(task, config: GPTConfig, labels, dropout=0.1, pooling="mean"):
@@ -73,7 +75,14 @@ def evaluate(model, tokenizer, labels, inputs, targets) -> dict:
         return {"entity_f1": scores["f1"], "f1": scores["f1"], "precision": scores["precision"],
                 "recall": scores["recall"], "token_accuracy": token_accuracy(targets, predicted)}
     predicted = [labels[i] for i in predict_proba(model, tokenizer, inputs).argmax(axis=1)]
-    return classification_scores(targets, predicted, average="macro")
+    try:
+        return classification_scores(targets, predicted, average="macro")
+    except ImportError as err:  # scikit-learn is optional: accuracy alone, said once
+        if missing_extra(err) is None:
+            raise
+        note_once(f"macro precision, recall and F1 left out (accuracy only), since scikit-learn is not installed: "
+                  f"{install_hint('sklearn')}")
+        return {"accuracy": accuracy(targets, predicted)}
 
 
 def describe_scores(scores) -> str:
@@ -81,49 +90,53 @@ def describe_scores(scores) -> str:
     if "entity_f1" in scores:
         return (f"entity F1 {scores['f1']:.2%} (P {scores['precision']:.2%}, R {scores['recall']:.2%}), "
                 f"token accuracy {scores['token_accuracy']:.2%}")
+    if "f1" not in scores:  # without scikit-learn
+        return f"accuracy {scores['accuracy']:.2%}"
     return (f"accuracy {scores['accuracy']:.2%}, macro F1 {scores['f1']:.2%} "
             f"(P {scores['precision']:.2%}, R {scores['recall']:.2%})")
 
 
 # ------------------------------------------------------------ checkpoints
-def save_finetuned(folder, model, tokenizer, labels, meta=None):
-    """A checkpoint of a fine-tuned head (or ``Ensemble``): weights, body config, head settings,
-    tokenizer and labels, everything ``load_finetuned`` needs."""
+def save_finetuned(folder, model, tokenizer, labels, meta=None, overwrite=False):
+    """A checkpoint of a fine-tuned head (or ``Ensemble``), of kind "classifier" or "tagger": weights, body
+    config, head settings, tokenizer and labels, everything ``load_finetuned`` needs. ``meta`` may add what
+    ``finetune`` records ("recipe", "finetune", "history"); ``overwrite``: see ``save_checkpoint``."""
     head = first_member(model)
-    task = "tag" if isinstance(head, TokenClassifier) else "classify"
-    settings = {"task": task, "dropout": head.dropout.p, "pooling": getattr(head, "pooling", None),
+    settings = {"dropout": head.dropout.p, "pooling": getattr(head, "pooling", None),
                 "members": len(model.members) if isinstance(model, Ensemble) else None}
-    record = {**(meta or {}), "kind": "finetuned", "head": settings, "labels": list(labels),
-              "model_config": head.body.config.to_dict(), "tokenizer": tokenizer.to_dict()}
-    save_checkpoint(folder, model.state_dict(), None, record)
+    record = {**(meta or {}), "kind": "tagger" if isinstance(head, TokenClassifier) else "classifier",
+              "head": settings, "labels": list(labels), "model_config": head.body.config.to_dict(),
+              "tokenizer": tokenizer.to_dict()}
+    save_checkpoint(folder, model.state_dict(), None, record, overwrite=overwrite)
 
 
-def load_finetuned(folder, task=None) -> tuple:
+def load_finetuned(folder, task=None, reader="load_finetuned") -> tuple:
     """``(model, tokenizer, meta)`` from a folder ``save_finetuned`` (or ``tinytransformer finetune``) wrote.
 
-    ``task`` ("classify" or "tag"), if given, must be the checkpoint's.
+    ``task`` ("classify" or "tag"), if given, must be the checkpoint's; a folder holding anything else
+    is a ValueError saying what it holds and which command reads it (``reader`` is the one that does not).
     """
-    state, _, meta = load_checkpoint(folder)
-    if meta.get("kind") != "finetuned":
-        raise ValueError(f"load_finetuned: {folder} holds a pretrained language model, not a fine-tuned one; "
-                         "fine-tune it first with `tinytransformer finetune --checkpoint ...`")
-    head = meta["head"]
-    if task is not None and head["task"] != task:
-        raise ValueError(f"load_finetuned: {folder} holds a model for `{head['task']}`, not for `{task}`")
+    accepted = {"classify": ("classifier",), "tag": ("tagger",), None: tuple(KINDS.values())}[task]
+    state, _, meta = load_checkpoint(folder, holds=accepted, reader=reader)
     config = GPTConfig(**meta["model_config"])
+    task, head = {kind: task for task, kind in KINDS.items()}[meta["kind"]], meta["head"]
 
     def build():
-        return build_head(head["task"], config, meta["labels"], head["dropout"], head["pooling"] or "mean")
+        return build_head(task, config, meta["labels"], head["dropout"], head["pooling"] or "mean")
 
     model = build() if head["members"] is None else Ensemble([build() for _ in range(head["members"])])
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{folder}: the arrays do not fit the model meta.json describes: {err}") from None
     model.eval()
     return model, tokenizer_from_dict(meta["tokenizer"]), meta
 
 
 # ------------------------------------------------- `classify` and `tag`
-def read_texts(path=None, stream=None) -> list:
-    """The non-blank lines of a UTF-8 file (or of ``stream``, standard input), stripped: one text each."""
+def read_texts(path=None, stream=None, numbered=False) -> list:
+    """The non-blank lines of a UTF-8 file (or of ``stream``, standard input), stripped: one text each;
+    ``numbered``: ``(line_number, text)`` pairs, counting from 1 with the blank lines."""
     source = str(path) if path is not None else "standard input"
     try:
         if path is not None:
@@ -133,10 +146,20 @@ def read_texts(path=None, stream=None) -> list:
             lines = stream.read().splitlines()
     except UnicodeDecodeError as err:
         raise ValueError(f"{source}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from None
-    texts = [line.strip() for line in lines if line.strip()]
+    texts = [(number, line.strip()) for number, line in enumerate(lines, start=1) if line.strip()]
     if not texts:
         raise ValueError(f"{source} holds no text (one text per line expected)")
-    return texts
+    return texts if numbered else [text for _, text in texts]
+
+
+def note_cut(source, numbers, lengths, max_len, what):
+    """Say in one line on standard error which lines of ``source`` are longer than the model's block of
+    ``max_len`` tokens (``lengths`` in tokens), and ``what`` happens to the rest of them."""
+    cut = [number for number, n in zip(numbers, lengths) if n > max_len]
+    if cut:
+        shown = ", ".join(map(str, cut[:10])) + (f" and {len(cut) - 10} more" if len(cut) > 10 else "")
+        print(f"note: {source}: line{'s' if len(cut) > 1 else ''} {shown} {'are' if len(cut) > 1 else 'is'} longer "
+              f"than the model's block of {max_len} tokens; {what}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -159,15 +182,24 @@ class TagConfig(ClassifyConfig):
 
 def print_classified(config: ClassifyConfig):
     """Print ``label<TAB>probability<TAB>text`` for each text."""
-    model, tokenizer, meta = load_finetuned(config.checkpoint, task="classify")
-    texts = read_texts(config.input, sys.stdin)
+    model, tokenizer, meta = load_finetuned(config.checkpoint, task="classify", reader="classify")
+    numbers, texts = zip(*read_texts(config.input, sys.stdin, numbered=True))
+    block_size = first_member(model).body.config.block_size
+    lengths = [len(ids) for ids in encode_texts(tokenizer, texts, None)]
+    note_cut(config.input or "standard input", numbers, lengths, block_size,
+             f"only the first {block_size} tokens of each are classified")
     for text, probs in zip(texts, predict_proba(model, tokenizer, texts)):
         print(f"{meta['labels'][probs.argmax()]}\t{probs.max():.4f}\t{text}")
 
 
 def print_tagged(config: TagConfig):
     """Print ``word<TAB>tag`` for each word, a blank line between texts."""
-    model, tokenizer, meta = load_finetuned(config.checkpoint, task="tag")
-    sentences = [text.split() for text in read_texts(config.input, sys.stdin)]
+    model, tokenizer, meta = load_finetuned(config.checkpoint, task="tag", reader="tag")
+    numbers, texts = zip(*read_texts(config.input, sys.stdin, numbered=True))
+    sentences = [text.split() for text in texts]
+    block_size = first_member(model).body.config.block_size
+    lengths = [len(encode_words(tokenizer, words)[0]) for words in sentences]
+    note_cut(config.input or "standard input", numbers, lengths, block_size,
+             "the words past it are tagged O without being read")
     for i, (words, tags) in enumerate(zip(sentences, predict_tags(model, tokenizer, sentences, meta["labels"]))):
         print(("\n" if i else "") + "\n".join(f"{word}\t{tag}" for word, tag in zip(words, tags)))

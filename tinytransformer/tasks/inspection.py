@@ -14,6 +14,7 @@ fine-tuned classifier (``tinytransformer finetune --task classify``):
   that is gradient x input of the members' mean score.
 """
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +24,10 @@ from ..data.encoding import encode_texts
 from ..interpret import attention_maps, logit_lens, token_attribution
 from ..models.gpt import GPT
 from ..models.heads import Ensemble, SequenceClassifier
-from ..plots import plot_attention_maps, plot_attribution, plot_logit_lens, token_labels
+from ..plots import import_pyplot, plot_attention_maps, plot_attribution, plot_logit_lens, token_labels
 from ..training.checkpoint import load_meta
 from .finetuned import load_finetuned
-from .language_model import load_pretrained
+from .language_model import GPT_BODIES, load_pretrained
 from .options import check_options, option
 
 WHAT = ("attention", "logit-lens", "attribution")
@@ -40,26 +41,40 @@ def load_for_inspection(folder, text):
     ``ids`` the text's token ids as the model sees them (cut to the block
     size), ``labels`` the class names of a classifier (None for a language model).
     """
-    if load_meta(folder).get("kind") == "finetuned":
-        model, tokenizer, meta = load_finetuned(folder)
+    meta = load_meta(folder, holds=(*GPT_BODIES, "classifier", "tagger"), reader="inspect",
+                     wants="a GPT language model, a classifier or a tagger")
+    if meta["kind"] in ("classifier", "tagger"):
+        model, tokenizer, meta = load_finetuned(folder, reader="inspect")
         head = model.members[0] if isinstance(model, Ensemble) else model
         gpt, labels = head.body, meta["labels"]
-        ids = encode_texts(tokenizer, [text], gpt.config.block_size)[0]
+        ids = encode_texts(tokenizer, [text], None)[0]
+        kept = "first"
     else:
-        model, tokenizer, _ = load_pretrained(folder)
-        gpt, labels = model, None
-        ids = tokenizer.encode(text)[-gpt.config.block_size:]
+        model, tokenizer, _ = load_pretrained(folder, reader="inspect", holds=GPT_BODIES)
+        gpt, labels, kept = model, None, "last"
+        ids = tokenizer.encode(text)
     if not len(ids):
         raise ValueError(f"inspect: the text {text!r} has no tokens")
+    block_size = gpt.config.block_size
+    if len(ids) > block_size:
+        print(f"note: the text has {len(ids)} tokens, more than the model's block of {block_size}: only the "
+              f"{kept} {block_size} are drawn", file=sys.stderr, flush=True)
+        ids = ids[:block_size] if kept == "first" else ids[-block_size:]
     return model, gpt, tokenizer, np.asarray(ids, dtype=np.int64), labels
 
 
-def explain(model, ids):
-    """Gradient x input (T,) for the model's likeliest class or next token; returns (scores, target, probability)."""
+def _members(model):
+    """The models attribution explains one by one; a ValueError for a tagger, which makes no single prediction."""
     members = list(model.members) if isinstance(model, Ensemble) else [model]
     if not isinstance(members[0], (SequenceClassifier, GPT)):
         raise ValueError("inspect: attribution explains one prediction per text; this checkpoint tags every "
                          "token (use a classifier or a language model, or --what attention / logit-lens)")
+    return members
+
+
+def explain(model, ids):
+    """Gradient x input (T,) for the model's likeliest class or next token; returns (scores, target, probability)."""
+    members = _members(model)
     probabilities = np.mean([token_attribution(m, ids)["probabilities"] for m in members], axis=0)
     target = int(np.argmax(probabilities))
     scores = np.mean([token_attribution(m, ids, target=target)["scores"] for m in members], axis=0)
@@ -71,7 +86,10 @@ def inspect_checkpoint(folder, text, out_dir, what=WHAT) -> dict:
     unknown = [w for w in what if w not in WHAT]
     if unknown:
         raise ValueError(f"inspect: unknown view(s) {unknown}; choose from {WHAT}")
+    import_pyplot()  # figures are this command's whole job: without matplotlib, say so before any work
     model, gpt, tokenizer, ids, labels = load_for_inspection(folder, text)
+    if "attribution" in what:
+        _members(model)  # a tagger: refused before any figure is drawn
     tokens = token_labels(tokenizer, ids)
     out_dir = Path(out_dir)
     written = {}
@@ -104,6 +122,8 @@ class InspectConfig:
         check_options(self)
         if self.checkpoint is None or self.text is None:
             raise ValueError("inspect: give the checkpoint folder and the text to look at")
+        if not self.text.strip():
+            raise ValueError("text must not be empty: give the input to look at")
         self.what = tuple(self.what or WHAT)
 
 

@@ -16,6 +16,8 @@ comes from the checkpoint), ``load_pretrained`` gives back the model and
 tokenizer for generation.
 """
 
+import os
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -26,7 +28,7 @@ from ..data import BPETokenizer, CharTokenizer, load_corpus, tokenizer_from_dict
 from ..models.gpt import GPT, GPTConfig
 from ..models.rnn_lm import RNNLM, RNNLMConfig
 from ..rng import manual_seed
-from ..training import TrainConfig, Trainer, load_checkpoint, load_meta
+from ..training import TrainConfig, Trainer, check_out_folder, load_checkpoint, save_checkpoint
 from .options import check_options, option
 
 TOKENIZERS = ("char", "bpe")
@@ -37,6 +39,9 @@ DEFAULT_MAX_ITERS = 2000  # nanoGPT's CPU run; a few minutes on two cores
 # without either (docs/shakespeare.md); a recurrent net keeps nanoGPT's, since its gradients can explode.
 REGULARISATION = {"gpt": (0.0, 0.0), "rnn": (0.1, 1.0), "lstm": (0.1, 1.0)}
 MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias")
+# What `generate` reads (names of training.checkpoint_schema.HOLDS): a language model from `train`, or the
+# body `finetune` pretrains; `finetune --checkpoint` and `inspect` read GPTs only.
+LANGUAGE_MODELS, GPT_BODIES = ("gpt", "rnn", "lstm", "pretrained_body"), ("gpt", "pretrained_body")
 
 
 @dataclass
@@ -81,9 +86,13 @@ class LanguageModelConfig:
     out: str = option("runs/gpt", "folder for the checkpoint and loss.png", metavar="DIR", group="run")
     resume: bool = option(False, "continue the run saved in --out, exactly where it stopped (model and data flags "
                           "ignored)", group="run")
+    overwrite: bool = option(False, "replace the checkpoint already in --out (only the files it recorded as its "
+                             "own are removed), or write into a folder that holds other files", group="run")
 
     def __post_init__(self):
         check_options(self)
+        if self.resume and self.overwrite:
+            raise ValueError("resume continues the run saved in out and overwrite replaces it: give one of them")
         if self.model == "gpt" and self.n_embd % self.n_head:
             raise ValueError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
         decay, clip = REGULARISATION[self.model]
@@ -114,6 +123,25 @@ def build_model(model_type, config):
         names = {f.name for f in fields(RNNLMConfig)}
         return RNNLM(RNNLMConfig(**{**{k: v for k, v in config.items() if k in names}, "cell": model_type}))
     raise ValueError(f"build_model: model_type must be one of {MODEL_TYPES}, got {model_type!r}")
+
+
+def check_memory(model_type, config, batch_size):
+    """A ValueError, before anything is allocated, if training a model of this size would not fit in this
+    machine's memory: 16 bytes per parameter (float32 weights, gradients, AdamW's two moments) and a rough
+    count of one batch's activations (float32)."""
+    c, layers, vocab, block = config["n_embd"], config["n_layer"], config["vocab_size"], config["block_size"]
+    gpt = model_type == "gpt"
+    params = layers * (12 if gpt else 8) * c * c + (vocab + block) * c + (0 if gpt else vocab * c)
+    per_token = layers * (20 * c + (2 * config["n_head"] * block if gpt else 0)) + 2 * vocab  # + attention maps
+    needed = 16 * params + 4 * batch_size * block * per_token
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not Linux or macOS: nothing to compare with
+        return
+    if needed > memory:
+        raise ValueError(f"training this {model_type} ({params:,} parameters, batches of {batch_size:,} x {block:,} "
+                         f"tokens) needs about {needed / 2**30:,.0f} GiB, more than this machine's "
+                         f"{memory / 2**30:,.0f} GiB; use a smaller n_embd, n_layer, block_size or batch_size")
 
 
 def train_tokenizer(text, kind="char", vocab_size=512):
@@ -148,11 +176,19 @@ def prepare_pretraining(data=None, tokenizer=None, vocab_size=None, model_config
     text = load_corpus(config.data)
     tok = train_tokenizer(text, config.tokenizer, config.vocab_size)
     train_ids, val_ids = _split(text, tok)
+    model_config = {**config.model_config(), **(model_config or {}), "vocab_size": tok.vocab_size}
+    for split, ids in (("training", train_ids), ("validation", val_ids)):  # before the model's arrays are allocated
+        if len(ids) <= model_config["block_size"]:
+            raise ValueError(f"{config.data}: the {split} split has {len(ids):,} tokens, but one batch row needs "
+                             f"block_size + 1 = {model_config['block_size'] + 1:,}; use a smaller block_size "
+                             "or a longer text")
+    check_memory(config.model, model_config, train_config.batch_size)
     manual_seed(train_config.seed)
-    model = build_model(config.model, {**config.model_config(), **(model_config or {}), "vocab_size": tok.vocab_size})
+    model = build_model(config.model, model_config)
     source = str(Path(config.data).resolve()) if Path(config.data).is_file() else str(config.data)  # resume elsewhere
-    meta = {"data": source, "model_type": config.model}
-    return Trainer(model, train_ids, val_ids, train_config, tokenizer=tok, out_dir=out_dir, meta=meta)
+    meta = {"kind": "language_model", "data": source, "model_type": config.model}
+    return Trainer(model, train_ids, val_ids, train_config, tokenizer=tok, out_dir=out_dir, meta=meta,
+                   overwrite=config.overwrite)
 
 
 def resume_pretraining(folder, max_iters=None):
@@ -161,26 +197,52 @@ def resume_pretraining(folder, max_iters=None):
     ``max_iters`` extends (or shortens) the run; the learning-rate schedule is
     the saved one, so steps past its end keep the final, smallest rate.
     """
-    meta = load_meta(folder)
+    _, _, meta = load_checkpoint(folder, holds=("gpt", "rnn", "lstm"), reader="train --resume",  # arrays checked
+                                 wants="a language model's run")                                # before any is built
+    if meta.get("data") is None or meta["tokenizer"] is None:
+        raise ValueError(f"{folder}/meta.json: no corpus or no tokenizer recorded (saved by Trainer.save from Python, "
+                         "not by `tinytransformer train`): resume it with Trainer.load")
     saved = meta["train_config"]
-    train_config = TrainConfig(**{**saved, "max_iters": max_iters or saved["max_iters"]})
+    try:
+        train_config = TrainConfig(**{**saved, "max_iters": max_iters or saved.get("max_iters")})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{folder}/meta.json: train_config: {err}") from None
     tok = tokenizer_from_dict(meta["tokenizer"])
     train_ids, val_ids = _split(load_corpus(meta["data"]), tok)
-    model_type = meta.get("model_type", "gpt")
+    model_type = meta["model_type"]
     model = build_model(model_type, meta["model_config"])
     trainer = Trainer(model, train_ids, val_ids, train_config, tokenizer=tok, out_dir=folder,
-                      meta={"data": meta["data"], "model_type": model_type})
+                      meta={"kind": "language_model", "data": meta["data"], "model_type": model_type})
     trainer.load(folder)
     return trainer
 
 
-def load_pretrained(folder):
-    """``(model, tokenizer, meta)`` from a checkpoint folder, the model in eval mode."""
-    model_state, _, meta = load_checkpoint(folder)
+def load_pretrained(folder, reader="load_pretrained", holds=LANGUAGE_MODELS):
+    """``(model, tokenizer, meta)`` from a checkpoint folder, the model in eval mode.
+
+    The folder must hold one of ``holds`` (default: any language model; ``GPT_BODIES``
+    for a GPT only); else a ValueError says what it holds and which command reads
+    it, naming ``reader`` as the one that does not."""
+    wants = "a language model" if holds == LANGUAGE_MODELS else "a GPT language model"
+    model_state, _, meta = load_checkpoint(folder, holds=holds, reader=reader, wants=wants)
+    if meta["tokenizer"] is None:
+        raise ValueError(f"{folder}/meta.json: tokenizer is null (saved by Trainer.save without one), so no text "
+                         "can be read or written with this model")
     model = build_model(meta.get("model_type", "gpt"), meta["model_config"])
-    model.load_state_dict(model_state)
+    try:
+        model.load_state_dict(model_state)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{folder}: the arrays do not fit the model meta.json describes: {err}") from None
     model.eval()
     return model, tokenizer_from_dict(meta["tokenizer"]), meta
+
+
+def save_pretrained_body(folder, model, tokenizer, data, overwrite=False):
+    """A checkpoint of a GPT pretrained outside ``train`` (``finetune`` pretrains one on a task's text): weights,
+    config and tokenizer, without an optimizer; ``load_pretrained`` reads it, ``finetune --checkpoint`` starts from it."""
+    meta = {"kind": "pretrained_body", "data": data, "model_config": model.config.to_dict(),
+            "tokenizer": tokenizer.to_dict()}
+    save_checkpoint(folder, model.state_dict(), None, meta, overwrite=overwrite)
 
 
 def run(config=None, progress=True, log=print) -> Trainer:
@@ -191,6 +253,7 @@ def run(config=None, progress=True, log=print) -> Trainer:
         log(f"resuming the run in {config.out} (its saved settings; only max_iters, --max-iters, may change them)")
         trainer = resume_pretraining(config.out, max_iters=config.max_iters)
     else:
+        check_out_folder(config.out, config.overwrite, resumable=True)  # before any work: nothing is lost
         trainer = prepare_pretraining(config=config, out_dir=config.out)
     log(f"{trainer.meta.get('model_type', 'gpt').upper()} with {trainer.model.num_parameters() / 1e6:.2f}M parameters "
         f"on {trainer.meta['data']} ({len(trainer.train_tokens):,} training tokens, vocabulary "
@@ -199,9 +262,10 @@ def run(config=None, progress=True, log=print) -> Trainer:
     history = trainer.train(progress=progress)
     seconds = time.perf_counter() - start
     steps = trainer.step - first_step
+    plot = trainer.out_dir / "loss.png"  # not drawn without matplotlib
     log(f"done: step {trainer.step}, val loss {history['val_loss'][-1]:.4f}, {seconds:.1f} s "
         f"({steps * trainer.tokens_per_step / max(seconds, 1e-9):,.0f} tokens/s)\n"
-        f"checkpoint: {config.out}   loss curve: {trainer.out_dir / 'loss.png'}\n"
+        f"checkpoint: {config.out}{f'   loss curve: {plot}' if plot.is_file() else ''}\n"
         f"sample it:  tinytransformer generate --checkpoint {config.out}")
     return trainer
 
@@ -233,8 +297,11 @@ def generate_text(config: GenerateConfig) -> str:
     """The prompt and its continuation, sampled from the checkpoint ``config`` names (with the KV cache)."""
     from ..generation import generate
 
-    model, tokenizer, _ = load_pretrained(config.checkpoint)
+    model, tokenizer, _ = load_pretrained(config.checkpoint, reader="generate")
     prompt = np.asarray(tokenizer.encode(config.prompt), dtype=np.int64)[None, :]  # (1, T)
+    if prompt.shape[1] > model.config.block_size:
+        print(f"note: the prompt has {prompt.shape[1]} tokens, more than the model's block of "
+              f"{model.config.block_size}: it sees only the last {model.config.block_size}", file=sys.stderr)
     out = generate(model, prompt, config.max_new_tokens, temperature=config.temperature, top_k=config.top_k,
                    top_p=config.top_p, seed=config.seed)
     return tokenizer.decode(out[0])
@@ -251,12 +318,13 @@ class DemoConfig:
 
     out: str = option("runs/demo", "folder for the checkpoint and loss.png", metavar="DIR")
     max_iters: int = option(DEFAULT_MAX_ITERS, "optimisation steps", within="[1, inf)")
+    overwrite: bool = option(False, "replace the checkpoint already in --out (an earlier demo's)")
 
     def __post_init__(self):
         check_options(self)
 
 
 def demo(config: DemoConfig):
-    run(LanguageModelConfig(data="pydoc", out=config.out, max_iters=config.max_iters))
+    run(LanguageModelConfig(data="pydoc", out=config.out, max_iters=config.max_iters, overwrite=config.overwrite))
     print("\n--- a sample from the trained model ---")
     print_generated(GenerateConfig(checkpoint=config.out, max_new_tokens=400))

@@ -10,12 +10,15 @@ must lie ``within``, ``choices``, a ``metavar`` or a ``group`` heading) in the
 field's metadata; ``tinytransformer.cli`` turns every field into a flag
 (``n_layer`` -> ``--n-layer``) of the field's type, with that help and the
 field's default, and ``check_options`` (called by each config's
-``__post_init__``) checks the same intervals for a call from Python. A
-default of ``None`` means "decided by another setting"; the help says by which.
+``__post_init__``) checks the same intervals for a call from Python, with
+``tinytransformer.validation.check_value`` (the package's one definition of a
+valid number). A default of ``None`` means "decided by another setting"; the
+help says by which.
 """
 
-import math
 from dataclasses import field, fields
+
+from ..validation import check_value  # the CLI imports it from here too
 
 
 def option(default, help, *, within=None, choices=None, metavar=None, group=None, flag=True, required=False,
@@ -40,40 +43,11 @@ def options(config_class) -> list:
     return [f for f in fields(config_class) if f.metadata.get("flag")]
 
 
-def check_value(name, value, kind, within=None, choices=None):
-    """``value`` if it is a ``kind`` (int or float; an integral float counts as an int) inside ``within``
-    and among ``choices``; else a ValueError naming ``name`` and the value."""
-    if value is None:
-        return value
-    if isinstance(value, (list, tuple)):  # a setting that takes several values: each one checked
-        return type(value)(check_value(name, v, kind, within, choices) for v in value)
-    if choices is not None and value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
-    if kind in (int, float):
-        if isinstance(value, bool):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-        if kind is int and number != int(number):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-        value = int(number) if kind is int else number
-    if within is not None:
-        low, high = (float(x) for x in within[1:-1].split(","))
-        below = value < low if within[0] == "[" else value <= low
-        above = value > high if within[-1] == "]" else value >= high
-        if below or above:
-            raise ValueError(f"{name} must be in {within}, got {value!r}")
-    return value
-
-
 def check_options(config):
     """Check (and make integral floats ints in) every ``option`` field of ``config``, in place."""
     for f in fields(config):
         if "within" in f.metadata:
             kind = f.type if isinstance(f.type, type) else {"int": int, "float": float}.get(f.type)
-            value = check_value(f.name, getattr(config, f.name), kind, f.metadata["within"], f.metadata["choices"])
+            value = check_value(f.name, getattr(config, f.name), kind, f.metadata["within"], f.metadata["choices"],
+                                optional=True)
             setattr(config, f.name, value)

@@ -26,12 +26,15 @@ from ..data.translation import DIRECTIONS, MAX_NUMBER, NumberPairs, NumberTransl
 from ..generation import beam_search, greedy_decode, model_step
 from ..kernels import set_num_threads
 from ..metrics import bleu, exact_match
+from ..plots import note_once
 from ..models.seq2seq import POSITIONALS, Seq2SeqConfig, Seq2SeqTransformer
 from ..rng import manual_seed
-from ..training import TrainConfig, Trainer, load_checkpoint, save_checkpoint
+from ..training import TrainConfig, Trainer, check_out_folder, load_checkpoint, save_checkpoint
+from .finetuned import read_texts
 from .options import check_options, option
 
 TRAINING = "training (with --train)"
+MAX_BEAM = 64  # hypotheses per number: far past where a wider beam still finds better translations
 
 
 @dataclass
@@ -49,8 +52,10 @@ class TranslateConfig:
                          positional=True, many=True)
     train: bool = option(False, "train a new translator (then translate any TEXTs)")
     out: str = option("runs/translate", "where --train saves the translator", metavar="DIR")
+    overwrite: bool = option(False, "with --train: replace the checkpoint already in --out (only the files it "
+                             "recorded as its own are removed), or write into a folder that holds other files")
     checkpoint: str = option(None, "a translator saved by --train", metavar="DIR")
-    beam: int = option(1, "beam size; 1 is greedy decoding", within="[1, inf)")
+    beam: int = option(1, "beam size; 1 is greedy decoding", within=f"[1, {MAX_BEAM}]")
     threads: int = option(1, "BLAS/Numba threads (the matrices are small: one thread is fastest)", within="[1, inf)")
     # the task
     direction: str = option("to_words", "digits to words, or words to digits", choices=DIRECTIONS, group=TRAINING)
@@ -149,7 +154,7 @@ def decode_ids(model, task, src, beam_size=1, length_penalty=0.0):
 def translate(model, task, texts, beam_size=1, batch_size=500):
     """Translations of ``texts`` (what a user typed: "4213", "4,213", or words for ``to_digits``)."""
     sources = [task.normalise_source(t) for t in texts]
-    out = []
+    out, batch_size = [], max(1, batch_size // beam_size)  # the decoder runs batch_size * beam_size rows at once
     for i in range(0, len(sources), batch_size):
         src = task.encode_source(sources[i : i + batch_size])  # (B, S)
         out += [task.decode_target(ids) for ids in decode_ids(model, task, src, beam_size)]
@@ -173,24 +178,27 @@ def evaluate_translator(model, task, numbers=None, beam_size=1, batch_size=500):
     }
 
 
-def save_translator(folder, model, task, config, results=None):
-    """A checkpoint folder: the weights, and in meta.json the configs, the task and ``results``."""
+def save_translator(folder, model, task, config, results=None, overwrite=False):
+    """A checkpoint folder of kind "translator": the weights, and in meta.json the configs, the task and
+    ``results``. ``overwrite``: see ``save_checkpoint``."""
     meta = {
         "kind": "translator", "model_config": model.config.to_dict(), "translate_config": config.to_dict(),
         "task": task.to_dict(), "results": results or {},
     }
-    save_checkpoint(folder, model.state_dict(), None, meta)
+    save_checkpoint(folder, model.state_dict(), None, meta, overwrite=overwrite)
 
 
-def load_translator(folder):
-    """``(model, task, meta)`` from a folder written by ``save_translator``, the model in eval mode."""
-    state, _, meta = load_checkpoint(folder)
-    if meta.get("kind") != "translator":
-        raise ValueError(f"load_translator: {folder} holds no translator (written by `tinytransformer train`?)")
+def load_translator(folder, reader="load_translator"):
+    """``(model, task, meta)`` from a folder written by ``save_translator``, the model in eval mode; a folder
+    holding anything else is a ValueError saying what it holds (``reader``: the caller, for that message)."""
+    state, _, meta = load_checkpoint(folder, holds=("translator",), reader=reader)
     t = meta["task"]
     task = NumberTranslation(t["direction"], t["train_range"], t["test_range"], t["test_size"], t["seed"])
     model = Seq2SeqTransformer(Seq2SeqConfig(**meta["model_config"]))
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{folder}: the arrays do not fit the model meta.json describes: {err}") from None
     model.eval()
     return model, task, meta
 
@@ -201,12 +209,16 @@ def run(config=None):
     ``train``, each line of standard input) with it, or with the one saved in ``config.checkpoint``,
     printing source<TAB>translation."""
     config = config if config is not None else TranslateConfig()
-    set_num_threads(config.threads)
+    try:
+        set_num_threads(config.threads)
+    except ImportError as err:  # threadpoolctl is optional (the fast extra): the default threads then
+        note_once(f"--threads {config.threads} not applied: {err}")
     if config.train:
+        check_out_folder(config.out, config.overwrite)  # before any work: nothing is lost
         model, task, history = train_translator(config, progress=True)
         results = evaluate_translator(model, task, beam_size=config.beam)
         save_translator(config.out, model, task, config,
-                        {**results, **{k: history[k] for k in ("steps", "seconds", "cpu_seconds")}})
+                        {**results, **{k: history[k] for k in ("steps", "seconds", "cpu_seconds")}}, config.overwrite)
         print(
             f"trained {history['steps']} steps in {history['seconds']:.1f} s ({history['cpu_seconds']:.1f} s of CPU); "
             f"{model.num_parameters():,} parameters\n"
@@ -221,7 +233,7 @@ def run(config=None):
     elif config.checkpoint is None:
         raise ValueError("give --checkpoint DIR to translate with a trained model, or --train to train one")
     else:
-        model, task, _ = load_translator(config.checkpoint)
-    texts = config.texts or [line.strip() for line in sys.stdin if line.strip()]
+        model, task, _ = load_translator(config.checkpoint, reader="translate")
+    texts = config.texts or read_texts(stream=sys.stdin)  # no text at all is an error, not an empty output
     for text, translation in zip(texts, translate(model, task, texts, beam_size=config.beam)):
         print(f"{text}\t{translation}")

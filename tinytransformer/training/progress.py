@@ -2,10 +2,12 @@
 
 tqdm is an optional dependency (the ``data`` extra). Without it the same calls
 print a line every few percent of the run, so a log file still shows how the
-loss and the speed evolve.
+loss and the speed evolve, and a one-line note says how to get the bar.
 """
 
 import sys
+
+from ..plots.backend import install_hint, note_once
 
 
 class Progress:
@@ -20,6 +22,8 @@ class Progress:
                 from tqdm.auto import tqdm
             except ImportError:
                 self.every = max(1, total // 50)
+                note_once(f"a plain line every 2% instead of a progress bar, since tqdm is not installed: "
+                          f"{install_hint('tqdm')}")
             else:
                 self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
 
@@ -38,6 +42,13 @@ class Progress:
             self.bar.write(text)
         elif self.enabled:
             print(text, flush=True)
+
+    def note(self, text):
+        """A line on standard error, even when disabled (above the bar when one is drawn)."""
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
     def close(self):
         if self.bar is not None:

@@ -38,8 +38,11 @@ from ..autograd import no_grad
 from ..data.batching import TokenWindows
 from ..optim import AdamW, clip_grad_norm_
 from ..optim.lr_scheduler import WarmupCosineLR
+from ..plots.backend import missing_extra, note_once
 from ..rng import get_rng_state, set_rng_state
+from ..validation import check_fields, check_value
 from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint_schema import describe, kind_of
 from .progress import Progress
 
 
@@ -73,17 +76,18 @@ class TrainConfig:
     def __post_init__(self):
         if self.lr_decay_iters is None:
             self.lr_decay_iters = self.max_iters
+        positive, non_negative = (int, "[1, inf)"), (float, "[0, inf)")
+        check_fields(self, {
+            "max_iters": positive, "batch_size": positive, "grad_accum": positive, "eval_interval": positive,
+            "eval_iters": positive, "lr_decay_iters": positive, "warmup_iters": (int, "[0, inf)"),
+            "lr": non_negative, "weight_decay": non_negative, "grad_clip": non_negative,
+            "min_lr_ratio": (float, "[0, 1]"), "seed": (int, "[0, inf)"),
+        })
         self.warmup_iters = min(self.warmup_iters, self.lr_decay_iters)
-        self.betas = tuple(self.betas)  # JSON gives back a list
-        for name in ("max_iters", "batch_size", "grad_accum", "eval_interval", "eval_iters", "lr_decay_iters"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"TrainConfig: {name} must be a positive integer, got {value!r}")
-        for name in ("lr", "weight_decay", "grad_clip", "warmup_iters"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"TrainConfig: {name} must be >= 0, got {getattr(self, name)!r}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"TrainConfig: min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise ValueError(f"TrainConfig: betas must be a pair (beta1, beta2), got {self.betas!r}")
+        self.betas = tuple(check_value(f"TrainConfig: betas[{i}]", beta, float, "[0, 1)")
+                           for i, beta in enumerate(self.betas))
 
     def to_dict(self):
         return asdict(self)
@@ -110,11 +114,14 @@ class Trainer:
 
     ``tokenizer`` and ``meta`` (a JSON-able dict, e.g. the corpus name) only
     travel into the checkpoints. With ``out_dir`` set, every evaluation writes a
-    checkpoint and ``loss.png`` there.
+    checkpoint and ``loss.png`` there. A checkpoint records its kind: ``meta``'s
+    ``kind``, or a language model for a GPT or an RNN/LSTM, or "custom" (whose
+    meta keys are free). ``overwrite`` lets the first save replace a checkpoint
+    of another kind already in ``out_dir`` (``save_checkpoint``).
     """
 
     def __init__(self, model, train_data, val_data=None, config=None, tokenizer=None, out_dir=None, meta=None, *,
-                 loss_fn=default_loss, param_groups=None, evaluate=None, evaluate_first=True):
+                 loss_fn=default_loss, param_groups=None, evaluate=None, evaluate_first=True, overwrite=False):
         self.model = model
         self.config = config = config if config is not None else TrainConfig()
         self.train_data, self.val_data = self._source(train_data, "training"), self._source(val_data, "validation")
@@ -123,6 +130,7 @@ class Trainer:
         self.tokenizer = tokenizer
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.meta = dict(meta or {})
+        self.overwrite = overwrite
         groups = param_groups if param_groups is not None else model.optimizer_groups(config.weight_decay)
         self.optimizer = AdamW(groups, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
         self.scheduler = WarmupCosineLR(self.optimizer, config.warmup_iters, config.lr_decay_iters, config.min_lr_ratio)
@@ -261,7 +269,12 @@ class Trainer:
             self.log(f"step {self.step}: train loss {scores['train']:.4f}, val loss {scores['val']:.4f}")
         if self.out_dir is not None:
             self.save(self.out_dir)
-            self.plot(self.out_dir / "loss.png")
+            try:
+                self.plot(self.out_dir / "loss.png")
+            except ImportError as err:  # matplotlib is optional: the run goes on without its figure
+                if missing_extra(err) is None:
+                    raise
+                note_once(f"loss.png not drawn: {err}", write=self.bar.note if self.bar is not None else None)
         if on_eval is not None:
             on_eval(self, scores)
 
@@ -275,6 +288,7 @@ class Trainer:
     def save(self, folder):
         """Write a checkpoint: everything ``load`` needs to continue exactly (see the module docstring)."""
         meta = {
+            **(kind_of(self.model) if "kind" not in self.meta else {}),
             **self.meta,
             "step": self.step,
             "model_config": self.model.config.to_dict(),
@@ -284,17 +298,23 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "history": {k: v for k, v in self.history.items() if k != "seconds"},
         }
-        save_checkpoint(folder, self.model.state_dict(), self.optimizer.state_dict(), meta)
+        save_checkpoint(folder, self.model.state_dict(), self.optimizer.state_dict(), meta, overwrite=self.overwrite)
 
     def load(self, folder) -> dict:
         """Restore a checkpoint written by ``save`` into this trainer (built with the same model shape
         and config); returns its meta. The next ``train_step`` is the one the saved run would have taken."""
-        model_state, optimizer_state, meta = load_checkpoint(folder)
-        self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict(optimizer_state)
-        self.scheduler.load_state_dict(meta["scheduler"])
-        self.batch_rng.bit_generator.state = meta["rng"]["batches"]
-        set_rng_state(meta["rng"]["library"])
+        model_state, optimizer_state, meta = load_checkpoint(folder, reader="Trainer.load")
+        if optimizer_state is None or "scheduler" not in meta:
+            raise ValueError(f"Trainer.load: {folder} holds {describe(meta)} without the state of a training run "
+                             "(optimizer, schedule, RNG), which only Trainer.save writes")
+        try:  # every value below comes from the folder: an error names it
+            self.model.load_state_dict(model_state)
+            self.optimizer.load_state_dict(optimizer_state)
+            self.scheduler.load_state_dict(meta["scheduler"])
+            self.batch_rng.bit_generator.state = meta["rng"]["batches"]
+            set_rng_state(meta["rng"]["library"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"Trainer.load: {folder} does not fit this trainer: {err}") from None
         self.step = int(meta["step"])
         self.history = meta["history"]
         return meta
