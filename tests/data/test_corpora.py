@@ -50,7 +50,7 @@ def test_load_corpus_from_a_file(tmp_path):
 
 
 def test_load_corpus_missing_or_not_utf8(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"'nope.txt' is neither a corpus name \('pydoc', 'shakespeare'\)"):
+    with pytest.raises(FileNotFoundError, match=r"'nope.txt' is neither a corpus name \('pydoc', 'shakespeare', 'movie_reviews'\)"):
         load_corpus("nope.txt")
     with pytest.raises(FileNotFoundError, match="is a directory"):
         load_corpus(tmp_path)
@@ -67,8 +67,8 @@ def test_data_dir_default_and_variable(monkeypatch, tmp_path):
     assert data_dir() == tmp_path
 
 
-def test_registry_covers_the_three_data_sets():
-    assert set(DATASETS) == {"tinyshakespeare", "sst2", "wnut17"}
+def test_registry_covers_the_four_data_sets():
+    assert set(DATASETS) == {"tinyshakespeare", "sst2", "wnut17", "movie_reviews"}
     assert len(DATASETS["sst2"]) == 3 and len(DATASETS["wnut17"]) == 3
     for relpath, entry in REGISTRY.items():
         assert entry.relpath == relpath and entry.url.startswith("https://") and entry.url.endswith(relpath.split("/")[1])
@@ -121,7 +121,7 @@ def test_download_with_wrong_checksum_saves_nothing(empty_data_dir, monkeypatch)
 
 
 def test_fetch_unknown_name():
-    with pytest.raises(ValueError, match=r"unknown data file 'imdb'; known data sets: \['sst2', 'tinyshakespeare', 'wnut17'\]"):
+    with pytest.raises(ValueError, match=r"unknown data file 'imdb'; known data sets: \['movie_reviews', 'sst2', 'tinyshakespeare', 'wnut17'\]"):
         fetch("imdb")
 
 

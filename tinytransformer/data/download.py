@@ -62,6 +62,9 @@ REGISTRY = _register(
                "e053b752b8155113ca66e7db08af5f2f5f43ab993694e4774f1ec5bad42312d8"),
     RemoteFile("wnut17/emerging.test.annotated", _WNUT17 + "emerging.test.annotated",
                "2aa79b764e56ec9264a1b30fdd9b70195bd00ff400b62edd8f399d5f13c178f0"),
+    RemoteFile("movie_reviews/movie_reviews.zip",  # NLTK's copy of Pang & Lee's polarity v2.0
+               "https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora/movie_reviews.zip",
+               "a41211ae685019137410268134db6a1a14428c89b671eb83056151a878539008"),
 )
 
 # A data set's name is the folder its files share.
