@@ -26,7 +26,7 @@ test: $(STAMP)
 
 # a GPT trained on Python's help pages for a few minutes (checkpoint and loss.png in runs/demo), then a sample
 demo: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m tinytransformer train --data pydoc --out runs/demo
+	MPLBACKEND=Agg $(PY) -m tinytransformer train --data pydoc --out runs/demo --overwrite
 	$(PY) -m tinytransformer generate --checkpoint runs/demo --prompt "The " --max-new-tokens 400
 
 # tinytransformer (NumPy, Numba) against PyTorch: a GPT training step, generation, memory, compile time,
