@@ -10,7 +10,8 @@ files as they are):
     tinytransformer finetune --task tag --train train.conll --dev dev.conll --test test.conll --out DIR --seed S
 
 once with the defaults and once with the other choice of pretraining (``--pretrain-steps``:
-from scratch, or pretrained on the task's text), for seeds 0 .. S-1. Each run's
+from scratch, or pretrained on the task's text; for WNUT-17, whose default is the
+bidirectional tagger, the GPT head with each), for seeds 0 .. S-1. Each run's
 ``results.json`` gives the test score of the saved model and, for an ensemble,
 of each member alone. The baselines (bag-of-words logistic regression, the
 most-frequent tag) are fitted in the same run on the same splits. Prints a
@@ -42,8 +43,9 @@ VARIANTS = {  # the defaults, and the other side of "pretrain, then fine-tune"
     "sst2": {"defaults: from scratch, 10 averaged": [],
              "from scratch, 5 averaged": ["--ensemble", "5"],
              "pretrained 600 steps on the task's text, then fine-tuned, 10 averaged": ["--pretrain-steps", "600"]},
-    "wnut17": {"defaults: pretrained 600 steps on the task's text, then fine-tuned": [],
-               "from scratch": ["--pretrain-steps", "0"]},
+    "wnut17": {"defaults: the tagger that reads both ways (words, characters, shapes, BiLSTM, CRF)": [],
+               "a GPT tagging head, pretrained 600 steps on the task's text (--tagger head)": ["--tagger", "head"],
+               "a GPT tagging head from scratch": ["--tagger", "head", "--pretrain-steps", "0"]},
 }
 
 

@@ -26,7 +26,7 @@ from tinytransformer.interpret import attention_maps
 from tinytransformer.models import GPT, GPTConfig, SequenceClassifier
 from tinytransformer.nn import functional as F
 from tinytransformer.optim import Adam, clip_grad_norm_
-from tinytransformer.tasks.finetune import pretrain_for_task
+from tinytransformer.tasks.finetune_body import pretrain_for_task
 from tinytransformer.tasks.finetuned import predict_proba
 
 # %% [markdown]

@@ -26,7 +26,7 @@ from tinytransformer.data.encoding import IGNORE_INDEX, encode_tagged, pretraini
 from tinytransformer.metrics import bio_entities, entity_scores, token_accuracy
 from tinytransformer.models import GPTConfig, TokenClassifier
 from tinytransformer.optim import AdamW, clip_grad_norm_
-from tinytransformer.tasks.finetune import pretrain_for_task
+from tinytransformer.tasks.finetune_body import pretrain_for_task
 from tinytransformer.tasks.finetuned import predict_tags
 
 # %% [markdown]

@@ -68,7 +68,7 @@ def env(tmp_path_factory):
     for name, argv in {
         "gpt": ["train", "--data", str(paths["corpus"]), *GPT, "--max-iters", "2", "--eval-interval", "2"],
         "cls": ["finetune", "--task", "classify", "--train", str(paths["tsv"]), *HEAD],
-        "tagger": ["finetune", "--task", "tag", "--train", str(paths["conll"]), *HEAD, "--vocab-size", "270"],
+        "tagger": ["finetune", "--task", "tag", "--tagger", "head", "--train", str(paths["conll"]), *HEAD, "--vocab-size", "270"],
         "tr": ["translate", "--train", *TRANSLATOR],
     }.items():
         paths[name] = folder / name
@@ -94,8 +94,11 @@ CASES = [
     ("float-negative", ["train", "--lr", "-1"], "", "--lr: must be in [0, inf)"),
     ("float-word", ["train", "--lr", "fast"], "", "--lr: must be a number, got 'fast'"),
     ("dropout-one", ["train", "--dropout", "1"], "", "--dropout: must be in [0, 1)"),
-    ("vocab-too-small", ["train", "--vocab-size", "10"], "", "--vocab-size: must be in [256, inf)"),
-    ("bad-choice", ["train", "--tokenizer", "word"], "", "--tokenizer: invalid choice: 'word'"),
+    ("vocab-too-small", ["train", "--tokenizer", "bpe", "--vocab-size", "10"], "",
+     "--vocab-size must be at least 256 for a bpe tokenizer"),
+    ("bert-without-specials", ["train", "--model", "bert", "--tokenizer", "char"], "",
+     "--tokenizer char has no ids for the special tokens a BERT needs"),
+    ("bad-choice", ["train", "--tokenizer", "words"], "", "--tokenizer: invalid choice: 'words'"),
     ("bad-model", ["train", "--model", "transformer"], "", "--model: invalid choice: 'transformer'"),
     ("heads-do-not-divide", ["train", "--n-embd", "100", "--n-head", "3"], "", "--n-embd 100 is not divisible by --n-head 3"),
     ("max-iters-zero", ["train", "--max-iters", "0"], "", "--max-iters: must be in [1, inf)"),
@@ -119,7 +122,10 @@ CASES = [
     ("resume-nothing", ["train", "--out", "{nowhere}", "--resume"], "", "is not a checkpoint"),
     ("resume-a-classifier", ["train", "--out", "{cls}", "--resume"], "", "{cls} holds a classifier"),
     # ------------------------------------------------------------- generate
-    ("generate-no-checkpoint", ["generate"], "", "required: --checkpoint"),
+    ("generate-no-checkpoint", ["generate"], "", "--checkpoint or pretrained: give one of the two"),
+    ("generate-both", ["generate", "--checkpoint", "{gpt}", "--pretrained", "{gpt}"], "",
+     "--checkpoint or pretrained: give one of the two"),
+    ("generate-pretrained-missing", ["generate", "--pretrained", "{nowhere}"], "", "nowhere.txt: not a folder"),
     ("generate-missing", ["generate", "--checkpoint", "{nowhere}"], "", "is not a checkpoint"),
     ("generate-a-file", ["generate", "--checkpoint", "{corpus}"], "", "corpus.txt is not a checkpoint"),
     ("prompt-empty", ["generate", "--checkpoint", "{gpt}", "--prompt", ""], "", "--prompt must not be empty"),
@@ -206,7 +212,8 @@ CASES = [
     ("positional-unknown", ["translate", "--train", "--positional", "bogus"], "", "--positional: invalid choice"),
     ("max-seconds-negative", ["translate", "--train", "--max-seconds", "-1"], "", "--max-seconds: must be in [0, inf)"),
     # -------------------------------------------------------------- inspect
-    ("inspect-nothing", ["inspect"], "", "required: --checkpoint, --text"),
+    ("inspect-nothing", ["inspect"], "", "required: --text"),
+    ("inspect-no-checkpoint", ["inspect", "--text", "hi"], "", "--checkpoint or pretrained: give one of the two"),
     ("inspect-empty-text", ["inspect", "--checkpoint", "{gpt}", "--text", ""], "", "--text must not be empty"),
     ("inspect-blank-text", ["inspect", "--checkpoint", "{gpt}", "--text", "  "], "", "--text must not be empty"),
     ("inspect-unknown-char", ["inspect", "--checkpoint", "{gpt}", "--text", "ZZZ", "--out", "{figures}"], "", "'Z'"),

@@ -99,7 +99,7 @@ def test_a_bpe_run_saves_its_tokenizer_and_generates(tmp_path, capsys):
         (["train", "--data", "no/such/file.txt"], "is neither a corpus name"),
         (["train", "--out", "no/such/run", "--resume"], "is not a checkpoint"),
         (["generate", "--checkpoint", "no/such/run"], "is not a checkpoint"),
-        (["generate"], "the following arguments are required: --checkpoint"),
+        (["generate"], "--checkpoint or pretrained: give one of the two"),
     ],
 )
 def test_bad_flags_and_values_give_one_line_and_exit_code_2(argv, expected, capsys):

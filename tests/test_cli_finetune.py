@@ -92,7 +92,7 @@ def test_classify_reads_a_file_and_standard_input_alike(classifier, tmp_path, ca
 def test_finetune_tag_then_tag_prints_a_tag_per_token(tmp_path, capsys):
     train = _write_tagging(tmp_path / "train.conll", 40, 0)
     out = tmp_path / "tagger"
-    assert main(["finetune", "--task", "tag", "--train", str(train), *TINY, "--vocab-size", "270",
+    assert main(["finetune", "--task", "tag", "--tagger", "head", "--train", str(train), *TINY, "--vocab-size", "270",
                  "--pretrain-steps", "2", "--ensemble", "1", "--out", str(out)]) == 0
     assert "entity F1" in capsys.readouterr().out
     result = subprocess.run([sys.executable, "-m", "tinytransformer", "tag", "--checkpoint", str(out)],

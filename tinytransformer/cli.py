@@ -55,16 +55,19 @@ COMMANDS = {
               "learning rate and periodic validation. Writes a checkpoint and loss.png to --out at every evaluation. "
               "The defaults are nanoGPT's small CPU configuration for character-level Shakespeare, except that a GPT "
               "trains without weight decay and gradient clipping (measured better at this size: docs/shakespeare.md)."),
-    "generate": ("language_model", "GenerateConfig", "print_generated", "sample text from a trained checkpoint",
-                 "Continue a prompt with a model saved by `tinytransformer train`, using the KV cache."),
+    "generate": ("language_model", "GenerateConfig", "print_generated", "sample text from a trained checkpoint or GPT-2",
+                 "Continue a prompt with a model saved by `tinytransformer train` (--checkpoint), or with GPT-2 "
+                 "weights in Hugging Face's layout (--pretrained gpt2: docs/gpt2.md), using the KV cache."),
     "demo": ("language_model", "DemoConfig", "demo", "train on Python's help pages, then print a sample",
              "`train --data pydoc` with the default model, then `generate` from it."),
-    "finetune": ("finetune", "FinetuneRecipe", "run_finetune", "fine-tune a GPT to classify sentences or tag tokens",
+    "finetune": ("finetune", "FinetuneRecipe", "run_finetune",
+                 "fine-tune a GPT or BERT to classify sentences or tag tokens",
                  "Train a classification head (one label per line of text) or a tagging head (BIO tags per token) on "
-                 "a GPT body: pretrained (--checkpoint, or --pretrain-steps on the task's own text) or from scratch. "
-                 "Prints the training loss and dev scores after every epoch, keeps the best epoch by dev score, and "
-                 "saves the model (an ensemble when --ensemble > 1) to --out. Defaults marked 'classify/tag' differ "
-                 "by task; those for classify are the measured SST-2 recipe (docs/finetuning.md)."),
+                 "a GPT or BERT body: pretrained (--checkpoint, a GPT or an encoder; or --pretrain-steps on the "
+                 "task's own text, a GPT) or from scratch (a GPT). Prints the training loss and dev scores after "
+                 "every epoch, keeps the best epoch by dev score, and saves the model (an ensemble when --ensemble "
+                 "> 1) to --out. Defaults marked 'classify/tag' differ by task; those for classify are the measured "
+                 "SST-2 recipe (docs/finetuning.md)."),
     "classify": ("finetuned", "ClassifyConfig", "print_classified", "classify lines of text with a fine-tuned model",
                  "Read one text per line (from --input, or standard input) and print label<TAB>probability<TAB>text."),
     "tag": ("finetuned", "TagConfig", "print_tagged", "tag lines of text with a fine-tuned model",
@@ -76,7 +79,8 @@ COMMANDS = {
                   "held-out numbers and saves it to --out; --checkpoint DIR translates the TEXTs given, or each line "
                   "of standard input, printing source<TAB>translation (docs/translation.md)."),
     "inspect": ("inspection", "InspectConfig", "run", "draw attention maps, the logit lens and token attributions",
-                "Look inside a saved model (from `train`, or a classifier from `finetune`) on one text: every layer's "
+                "Look inside a saved model (from `train`, a classifier from `finetune`, or GPT-2 with --pretrained) on "
+                "one text: every layer's "
                 "and head's attention map, the logit lens (what each layer would predict next) and gradient x input "
                 "attribution of the prediction (the class, or the next token) to the text's tokens. Writes "
                 "attention.png, logit_lens.png and attribution.png to --out."),

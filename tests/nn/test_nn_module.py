@@ -158,3 +158,34 @@ def test_repr_shows_the_tree():
     assert "(blocks): ModuleList(\n    (0): Sequential(\n      (0): Linear(in_features=4, out_features=8, bias=True)" in text
     assert "(norm): LayerNorm((4,), eps=1e-05, elementwise_affine=True)" in text
     assert "(embed): Embedding(10, 4)" in text
+
+
+def test_skip_init_builds_without_drawing_and_leaves_the_random_stream_alone():
+    from tinytransformer.models import GPT, GPTConfig
+    from tinytransformer.rng import get_rng_state
+
+    tt.manual_seed(0)
+    drawn = nn.Linear(3, 4)  # outside skip_init: PyTorch's U(-1/sqrt(in), 1/sqrt(in)), from the library's stream
+    reference = np.random.default_rng(0)
+    bound = 1 / np.sqrt(3)
+    np.testing.assert_array_equal(drawn.weight.data, reference.uniform(-bound, bound, (4, 3)).astype(np.float32))
+    np.testing.assert_array_equal(drawn.bias.data, reference.uniform(-bound, bound, 4).astype(np.float32))
+
+    config = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)
+    tt.manual_seed(1)
+    source = GPT(config)
+    state = get_rng_state()
+    with nn.skip_init():
+        model = GPT(config)
+        with nn.skip_init():  # nested: the outer one still holds afterwards
+            pass
+        assert nn.module.skipping_init()
+    assert get_rng_state() == state, "building under skip_init draws nothing"
+    assert not nn.module.skipping_init()
+    np.testing.assert_array_equal(model.transformer["h"][0].ln_1.weight.data, 1)  # LayerNorm's ones are still written
+    model.load_state_dict(source.state_dict())
+    idx = np.array([[1, 2, 3]])
+    np.testing.assert_array_equal(model.infer(idx), source.infer(idx))
+    with pytest.raises(RuntimeError), nn.skip_init():
+        raise RuntimeError
+    assert not nn.module.skipping_init(), "an error inside leaves skip_init off"

@@ -8,9 +8,8 @@ from tinytransformer.data import BPETokenizer, TaskData, WordTokenizer
 from tinytransformer.data.encoding import pretraining_sentences
 from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.models.heads import Ensemble
-from tinytransformer.tasks.finetune import (
-    TASK_DEFAULTS, FinetuneConfig, FinetuneRecipe, finetune, pretrain_for_task,
-)
+from tinytransformer.tasks.finetune import TASK_DEFAULTS, FinetuneConfig, FinetuneRecipe, finetune
+from tinytransformer.tasks.finetune_body import pretrain_for_task
 from tinytransformer.tasks.finetuned import (
     build_head, evaluate, load_finetuned, predict_proba, predict_tags, save_finetuned,
 )
@@ -142,14 +141,14 @@ def test_finetune_config_rejects_bad_values():
 
 
 def test_the_recipe_fills_in_its_task_defaults_and_says_them_in_its_help():
-    for task, data in (("classify", "sst2"), ("tag", "wnut17")):
-        recipe = FinetuneRecipe(task=task, data=data)
-        assert {name: getattr(recipe, name) for name in TASK_DEFAULTS[task]} == TASK_DEFAULTS[task]
+    for task, data, tagger in (("classify", "sst2", None), ("tag", "wnut17", "head")):  # the bitagger: test_tagging
+        recipe = FinetuneRecipe(task=task, data=data, tagger=tagger)
+        assert {name: getattr(recipe, name) for name in TASK_DEFAULTS[task]} == {**TASK_DEFAULTS[task], "tagger": tagger}
     assert FinetuneRecipe(task="tag", data="wnut17", epochs=2, vocab_size=300).epochs == 2
     helps = {name: f.metadata["help"] for name, f in FinetuneRecipe.__dataclass_fields__.items()}
     c, t = TASK_DEFAULTS["classify"], TASK_DEFAULTS["tag"]
     for name in ("epochs", "ensemble", "n_layer", "pretrain_steps", "min_freq", "tokenizer"):
-        assert f"(default classify/tag: {c[name]}/{t[name]})" in helps[name], name
+        assert f"(default classify/tag: {c[name]}/{t[name]}" in helps[name], name
     assert "(default classify/tag: no limit/2048)" in helps["vocab_size"]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tinytransformer.cli import COMMANDS, build_parser
 from tinytransformer.tasks.language_model import (
-    DEFAULT_MAX_ITERS, REGULARISATION, LanguageModelConfig, prepare_pretraining,
+    DEFAULT_MAX_ITERS, MODEL_DEFAULTS, LanguageModelConfig, prepare_pretraining,
 )
 from tinytransformer.tasks.options import options
 
@@ -28,7 +28,7 @@ def test_the_cli_and_python_train_the_same_model():
     assert from_cli.model.config.to_dict() == from_python.model.config.to_dict()
     assert from_cli.config.to_dict() == from_python.config.to_dict()
     assert from_python.config.max_iters == DEFAULT_MAX_ITERS
-    assert (from_python.config.weight_decay, from_python.config.grad_clip) == REGULARISATION["gpt"]
+    assert (from_python.config.weight_decay, from_python.config.grad_clip) == (0.0, 0.0)
     assert from_python.model.config.bias is False
     for (name, a), b in zip(from_cli.model.state_dict().items(), from_python.model.state_dict().values()):
         np.testing.assert_array_equal(a, b, err_msg=name)
@@ -51,7 +51,8 @@ def test_every_flag_shows_its_config_default(command):
 
 def test_a_recurrent_model_keeps_nanogpts_regularisers():
     config = LanguageModelConfig(model="lstm")
-    assert (config.weight_decay, config.grad_clip) == REGULARISATION["lstm"] == (0.1, 1.0)
+    assert (config.weight_decay, config.grad_clip) == (MODEL_DEFAULTS["lstm"]["weight_decay"],
+                                                       MODEL_DEFAULTS["lstm"]["grad_clip"]) == (0.1, 1.0)
     assert LanguageModelConfig(model="lstm", weight_decay=0.0).weight_decay == 0.0
 
 

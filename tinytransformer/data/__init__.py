@@ -15,6 +15,7 @@ from .datasets import (
     DataLoader, Dataset, TensorDataset, default_collate, random_windows, train_test_split, train_val_split,
 )
 from .download import DATA_ENV, DATASETS, REGISTRY, ChecksumError, DownloadError, RemoteFile, data_dir, fetch
+from .gpt2_tokenizer import GPT2Tokenizer
 from .ptb import to_ptb
 from .tokenizers import CharTokenizer, Tokenizer, tokenizer_from_dict
 from .tasks import (
@@ -33,3 +34,4 @@ __all__ += [
     "SST2_LABELS", "TaskData", "WNUT17_TAGS", "WordTokenizer", "load_classification", "load_sst2", "load_tagging",
     "load_task", "load_wnut17", "split_train_dev",
 ]
+__all__ += ["GPT2Tokenizer"]

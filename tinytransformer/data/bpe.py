@@ -12,6 +12,11 @@ After ``vocab_size - 256`` steps the list of merges *is* the tokenizer. Encoding
 replays them: in a chunk of bytes, merge the adjacent pair that was learned
 earliest, until no learned pair is left. Decoding concatenates each id's bytes.
 
+A tokenizer may also reserve ``specials``, ids after the merges that no text
+encodes to (as GPT-2's ``<|endoftext|>`` is id 50256): a masked language model's
+``<pad>``, ``<cls>``, ``<eos>`` and ``<mask>``. Without them, ids and behaviour
+are those of every BPE tokenizer before the option existed.
+
 As in GPT-2, the text is first split into word-like chunks (a letter run with
 its leading space, a digit run, a punctuation run, whitespace) and merges never
 cross a chunk boundary, so "dog." and "dog!" share the token " dog". Training
@@ -53,12 +58,13 @@ class BPETokenizer(Tokenizer):
     with no merges encodes text as its raw UTF-8 bytes. ``vocab[i]`` is the bytes
     id ``i`` stands for. ``decode(encode(s)) == s`` for every string; an arbitrary
     id sequence may cut a character's UTF-8 bytes apart, and such bytes decode
-    to U+FFFD.
+    to U+FFFD. ``special_ids`` maps each of ``specials`` to its id (after the
+    merges); such an id decodes to the special's name.
     """
 
     kind = "bpe"
 
-    def __init__(self, merges=(), pattern: str = SPLIT_PATTERN):
+    def __init__(self, merges=(), pattern: str = SPLIT_PATTERN, specials=()):
         self.merges = [tuple(int(i) for i in pair) for pair in merges]
         self.pattern = pattern
         self._split = re.compile(pattern)
@@ -67,18 +73,25 @@ class BPETokenizer(Tokenizer):
             if not (0 <= a < len(self.vocab) and 0 <= b < len(self.vocab)):
                 raise ValueError(f"BPETokenizer: merge {k} joins ({a}, {b}), but only ids below {len(self.vocab)} exist")
             self.vocab.append(self.vocab[a] + self.vocab[b])
+        self.specials = tuple(specials)
+        if isinstance(specials, str) or not all(isinstance(w, str) and w for w in self.specials) \
+                or len(set(self.specials)) != len(self.specials):
+            raise ValueError(f"BPETokenizer: specials must be a list of distinct non-empty strings, got {specials!r}")
+        self.special_ids = {name: len(self.vocab) + i for i, name in enumerate(self.specials)}
+        self.vocab += [name.encode("utf-8") for name in self.specials]
         self.ranks = {pair: k for k, pair in enumerate(self.merges)}
         self._cache = {}  # chunk -> ids: real text repeats the same words over and over
 
     @classmethod
-    def train(cls, text: str, vocab_size: int, pattern: str = SPLIT_PATTERN) -> "BPETokenizer":
-        """Learn ``vocab_size - 256`` merges from ``text`` (fewer if the text runs out of pairs).
+    def train(cls, text: str, vocab_size: int, pattern: str = SPLIT_PATTERN, specials=()) -> "BPETokenizer":
+        """Learn ``vocab_size - 256 - len(specials)`` merges from ``text`` (fewer if the text runs out of pairs).
 
         Ties between equally frequent pairs go to the smaller pair ``(a, b)``, so
         training is deterministic, and training to a smaller ``vocab_size`` gives
         a prefix of the same merges.
         """
-        vocab_size = check_value("BPETokenizer.train: vocab_size", vocab_size, int, "[256, inf)")  # 256: the bytes
+        vocab_size = check_value("BPETokenizer.train: vocab_size", vocab_size, int,  # 256: the bytes
+                                 f"[{256 + len(specials)}, inf)") - len(specials)
         chunk_counts = Counter(re.findall(pattern, text))
         words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
         freqs = list(chunk_counts.values())
@@ -119,7 +132,7 @@ class BPETokenizer(Tokenizer):
                     heapq.heappush(heap, (-pair_counts[p], p))
                 else:
                     del pair_counts[p]
-        return cls(merges, pattern)
+        return cls(merges, pattern, specials)
 
     @property
     def vocab_size(self) -> int:
@@ -156,11 +169,12 @@ class BPETokenizer(Tokenizer):
         return b"".join(self.vocab[i] for i in self._check_ids(ids)).decode("utf-8", errors="replace")
 
     def to_dict(self) -> dict:
-        return {"type": self.kind, "pattern": self.pattern, "merges": [list(pair) for pair in self.merges]}
+        specials = {"specials": list(self.specials)} if self.specials else {}
+        return {"type": self.kind, "pattern": self.pattern, "merges": [list(pair) for pair in self.merges], **specials}
 
     @classmethod
     def from_dict(cls, d: dict) -> "BPETokenizer":
-        return cls(d["merges"], d.get("pattern", SPLIT_PATTERN))
+        return cls(d["merges"], d.get("pattern", SPLIT_PATTERN), d.get("specials", ()))
 
     def __repr__(self):
         return f"BPETokenizer(vocab_size={self.vocab_size})"

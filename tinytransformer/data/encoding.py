@@ -6,7 +6,9 @@
     lines = pretraining_sentences(texts, tok, block_size=64) <bos> ... <eos> per sentence, for next-token prediction
 
 A word tokenizer starts every sequence with <bos>, as in pretraining; BPE has no
-such token. Tagging words with a sub-word tokenizer: a word may become several
+such token. For a bidirectional encoder (``encoder=True``) a sentence reads as
+BERT's do, ``<cls> ... <eos>`` ([CLS] ... [SEP]): the tokenizer of a pretrained
+encoder has both. Tagging words with a sub-word tokenizer: a word may become several
 tokens. Its tag is scored at its *last* token, the first position of a causal
 model that has seen the whole word; the other tokens carry ``IGNORE_INDEX``.
 Batching these lists of different lengths is ``batching.py``'s job
@@ -43,14 +45,29 @@ def _prefix(tokenizer) -> list:
     return [tokenizer.bos_id] if isinstance(tokenizer, WordTokenizer) else []
 
 
-def encode_texts(tokenizer, texts, max_len) -> list:
-    """Token ids of each text, cut to ``max_len`` (the body's block size)."""
-    return [(_prefix(tokenizer) + tokenizer.encode(text))[:max_len] for text in texts]
+def frame(tokenizer, encoder=False) -> tuple:
+    """``(prefix, suffix)``, the ids around each sentence: ``([<bos>], [])`` for a causal model with a word
+    tokenizer (``_prefix``), ``([<cls>], [<eos>])`` for a bidirectional ``encoder``, BERT's [CLS] ... [SEP]."""
+    if not encoder:
+        return _prefix(tokenizer), []
+    specials = getattr(tokenizer, "special_ids", {})
+    if "<cls>" not in specials or "<eos>" not in specials:
+        raise ValueError(f"an encoder reads <cls> ... <eos>, but this {tokenizer.kind} tokenizer has no such "
+                         "tokens: use the tokenizer the encoder was pretrained with")
+    return [specials["<cls>"]], [specials["<eos>"]]
 
 
-def encode_words(tokenizer, words) -> tuple:
-    """``(ids, ends)`` of a pre-tokenised sentence: its token ids, and where each word's last token sits."""
-    ids = _prefix(tokenizer)
+def encode_texts(tokenizer, texts, max_len, encoder=False) -> list:
+    """Token ids of each text in its ``frame``, cut to ``max_len`` (the body's block size; the suffix kept)."""
+    prefix, suffix = frame(tokenizer, encoder)
+    cut = None if max_len is None else max_len - len(suffix)
+    return [(prefix + tokenizer.encode(text))[:cut] + suffix for text in texts]
+
+
+def encode_words(tokenizer, words, encoder=False) -> tuple:
+    """``(ids, ends)`` of a pre-tokenised sentence in its ``frame``: its token ids, and where each word's last
+    token sits."""
+    ids, suffix = frame(tokenizer, encoder)
     ends = []
     for i, word in enumerate(words):
         if isinstance(tokenizer, WordTokenizer):
@@ -58,17 +75,17 @@ def encode_words(tokenizer, words) -> tuple:
         else:
             ids += tokenizer.encode(word if i == 0 else " " + word)  # BPE sees the space before a word
         ends.append(len(ids) - 1)
-    return ids, ends
+    return ids + suffix, ends
 
 
-def encode_tagged(tokenizer, sentences, tags, tag_ids, max_len) -> tuple:
+def encode_tagged(tokenizer, sentences, tags, tag_ids, max_len, encoder=False) -> tuple:
     """``(ids, labels)`` per sentence: each word's tag id at its last token, ``IGNORE_INDEX`` elsewhere.
 
     Words past ``max_len`` tokens are left out (a tagger tags them "O").
     """
     all_ids, all_labels = [], []
     for words, word_tags in zip(sentences, tags):
-        ids, ends = encode_words(tokenizer, words)
+        ids, ends = encode_words(tokenizer, words, encoder)
         labels = [IGNORE_INDEX] * len(ids)
         for end, tag in zip(ends, word_tags):
             labels[end] = tag_ids[tag]

@@ -15,6 +15,11 @@ The first ids are reserved, in this order, for the special tokens:
     3 <bos>   the beginning of a sequence, for a language model
     4 <eos>   the end of a sequence
 
+A tokenizer may reserve more: ``extra_specials`` (given to ``train``) come
+next, in their order, from id 5 on; a masked language model's ``<mask>``
+(BERT's [MASK]) is one. Without them, ids and behaviour are those of every
+word tokenizer before the option existed.
+
 Words come from the regular expression ``pattern`` (``re.findall``); the
 default ``\\S+`` splits on whitespace, which suits already-tokenised text such
 as SST-2's. Pre-tokenised sentences (lists of words, as in CoNLL tagging
@@ -37,17 +42,24 @@ class WordTokenizer(Tokenizer):
     ``WordTokenizer.train(texts, vocab_size=..., min_freq=..., lower=...)``
     counts the words; ``WordTokenizer(words)`` takes a vocabulary as given.
     With ``lower=True`` every word is lower-cased before it is counted or
-    looked up, so "The" and "the" share an id.
+    looked up, so "The" and "the" share an id. ``special_ids`` maps each
+    special token, ``extra_specials`` included, to its id.
     """
 
     kind = "word"
     pad_id, unk_id, cls_id, bos_id, eos_id = range(len(SPECIALS))
 
-    def __init__(self, words, lower: bool = False, pattern: str = WHITESPACE_PATTERN):
+    def __init__(self, words, lower: bool = False, pattern: str = WHITESPACE_PATTERN, extra_specials=()):
         words = list(words)
-        if tuple(words[: len(SPECIALS)]) != SPECIALS:
-            raise ValueError(f"WordTokenizer: the vocabulary must start with the special tokens {SPECIALS}, "
-                             f"got {words[: len(SPECIALS)]}")
+        extra = tuple(extra_specials)
+        if isinstance(extra_specials, str) or not all(isinstance(w, str) and w for w in extra) \
+                or set(extra) & set(SPECIALS):
+            raise ValueError(f"WordTokenizer: extra_specials must be a list of non-empty strings other than "
+                             f"{SPECIALS}, got {extra_specials!r}")
+        specials = SPECIALS + extra
+        if tuple(words[: len(specials)]) != specials:
+            raise ValueError(f"WordTokenizer: the vocabulary must start with the special tokens {specials}, "
+                             f"got {words[: len(specials)]}")
         if len(set(words)) != len(words):
             duplicate = next(w for w, n in Counter(words).items() if n > 1)
             raise ValueError(f"WordTokenizer: the vocabulary holds {duplicate!r} more than once")
@@ -56,34 +68,39 @@ class WordTokenizer(Tokenizer):
         self.pattern = pattern
         self._split = re.compile(pattern)
         self.stoi = {w: i for i, w in enumerate(words)}
+        self.extra_specials = extra
+        self.special_ids = {w: i for i, w in enumerate(specials)}
 
     @classmethod
     def train(cls, texts, vocab_size=None, min_freq: int = 1, lower: bool = False,
-              pattern: str = WHITESPACE_PATTERN) -> "WordTokenizer":
+              pattern: str = WHITESPACE_PATTERN, extra_specials=()) -> "WordTokenizer":
         """The vocabulary of the most frequent words of ``texts`` (strings, or lists of words).
 
         ``vocab_size`` counts the special tokens too (``None``: no limit); a word
         seen fewer than ``min_freq`` times is left out. Equally frequent words
         are ordered alphabetically, so training is deterministic.
+        ``extra_specials`` (e.g. ``("<mask>",)``) get the ids after the five
+        special tokens, the words come after them.
         """
+        specials = SPECIALS + tuple(extra_specials)
         if vocab_size is not None and (isinstance(vocab_size, bool) or not isinstance(vocab_size, int)
-                                       or vocab_size < len(SPECIALS)):
-            raise ValueError(f"WordTokenizer.train: vocab_size must be None or an int >= {len(SPECIALS)} "
+                                       or vocab_size < len(specials)):
+            raise ValueError(f"WordTokenizer.train: vocab_size must be None or an int >= {len(specials)} "
                              f"(the special tokens), got {vocab_size!r}")
         if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
             raise ValueError(f"WordTokenizer.train: min_freq must be an int >= 1, got {min_freq!r}")
         if isinstance(texts, str):
             raise TypeError("WordTokenizer.train: texts must be a list of strings (or of word lists), "
                             "not one string")
-        tokenizer = cls(SPECIALS, lower=lower, pattern=pattern)
+        tokenizer = cls(specials, lower=lower, pattern=pattern, extra_specials=extra_specials)
         counts = Counter()
         for text in texts:
             counts.update(tokenizer.split(text) if isinstance(text, str) else tokenizer._normalise(text))
-        ranked = sorted((w for w, n in counts.items() if n >= min_freq and w not in SPECIALS),
+        ranked = sorted((w for w, n in counts.items() if n >= min_freq and w not in specials),
                         key=lambda w: (-counts[w], w))
         if vocab_size is not None:
-            ranked = ranked[: vocab_size - len(SPECIALS)]
-        return cls([*SPECIALS, *ranked], lower=lower, pattern=pattern)
+            ranked = ranked[: vocab_size - len(specials)]
+        return cls([*specials, *ranked], lower=lower, pattern=pattern, extra_specials=extra_specials)
 
     @property
     def vocab_size(self) -> int:
@@ -113,11 +130,13 @@ class WordTokenizer(Tokenizer):
         return " ".join(self.words[i] for i in self._check_ids(ids))
 
     def to_dict(self) -> dict:
-        return {"type": self.kind, "lower": self.lower, "pattern": self.pattern, "words": self.words}
+        extra = {"extra_specials": list(self.extra_specials)} if self.extra_specials else {}
+        return {"type": self.kind, "lower": self.lower, "pattern": self.pattern, "words": self.words, **extra}
 
     @classmethod
     def from_dict(cls, d: dict) -> "WordTokenizer":
-        return cls(d["words"], lower=d.get("lower", False), pattern=d.get("pattern", WHITESPACE_PATTERN))
+        return cls(d["words"], lower=d.get("lower", False), pattern=d.get("pattern", WHITESPACE_PATTERN),
+                   extra_specials=d.get("extra_specials", ()))
 
     def __repr__(self):
         return f"WordTokenizer(vocab_size={self.vocab_size}, lower={self.lower})"

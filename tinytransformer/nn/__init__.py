@@ -21,10 +21,10 @@ from .multihead import MultiheadAttention
 from .positional import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
 from .recurrent import LSTM, RNN, LSTMCell, RNNCell
 from .crf import CRF
-from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from .module import Module, ModuleDict, ModuleList, Parameter, Sequential, skip_init
 utils = SimpleNamespace(clip_grad_norm_=clip_grad_norm_)  # PyTorch's address for it: tt.nn.utils.clip_grad_norm_
 
-__all__ = ["functional", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential"]
+__all__ = ["functional", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential", "skip_init"]
 __all__ += [
     "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Embedding", "GELU", "LayerNorm", "MSELoss", "RMSNorm",
     "ReLU", "Sigmoid", "Tanh",

@@ -4,6 +4,9 @@ Each holds no parameters; the formulas and their derivatives live beside the
 Functions they call (GELU: x Phi(x), Hendrycks & Gimpel 2016).
 """
 
+import numpy as np
+
+from .. import kernels
 from ..autograd import gelu, relu, sigmoid, tanh
 from .module import Module
 
@@ -20,6 +23,10 @@ class GELU(Module):
     def forward(self, input):
         return gelu(input, approximate=self.approximate)
 
+    def infer(self, x):
+        """``forward`` on an array, outside autograd (generation's inference path)."""
+        return kernels.gelu_forward(x, self.approximate)
+
     def extra_repr(self):
         return f"approximate={self.approximate!r}"
 
@@ -29,6 +36,10 @@ class ReLU(Module):
 
     def forward(self, input):
         return relu(input)
+
+    def infer(self, x):
+        """``forward`` on an array, outside autograd (generation's inference path)."""
+        return np.where(x > 0, x, 0).astype(x.dtype, copy=False)
 
 
 class Tanh(Module):

@@ -46,6 +46,10 @@ class MLP(Module):
     def forward(self, x):
         return self.dropout(self.c_proj(self.act(self.c_fc(x))))  # (..., n_embd) -> (..., hidden) -> (..., n_embd)
 
+    def infer(self, x):
+        """``forward`` on an array, outside autograd and without dropout (generation's inference path)."""
+        return self.c_proj.infer(self.act.infer(self.c_fc.infer(x)))  # (..., n_embd) -> (..., hidden) -> (..., n_embd)
+
 
 class TransformerBlock(Module):
     """One Transformer layer over x (B, T, n_embd): self-attention and an MLP, each with a residual.
@@ -53,15 +57,17 @@ class TransformerBlock(Module):
     ``causal=True`` is a decoder (GPT) block: position t attends to positions
     <= t. ``causal=False`` is an encoder block, where every position sees all
     others except those marked by ``key_padding_mask`` (B, T), True = padding.
+    ``activation`` is the MLP's (``MLP``), ``layer_norm_eps`` both LayerNorms' eps.
     """
 
-    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, norm_first=True, causal=True):
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, norm_first=True, causal=True, activation="gelu",
+                 layer_norm_eps=1e-5):
         super().__init__()
         self.norm_first = norm_first
-        self.ln_1 = LayerNorm(n_embd, bias=bias)
+        self.ln_1 = LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
         self.attn = CausalSelfAttention(n_embd, n_head, dropout=dropout, bias=bias, causal=causal)
-        self.ln_2 = LayerNorm(n_embd, bias=bias)
-        self.mlp = MLP(n_embd, dropout=dropout, bias=bias)
+        self.ln_2 = LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
+        self.mlp = MLP(n_embd, dropout=dropout, bias=bias, activation=activation)
 
     def forward(self, x, key_padding_mask=None, cache=None):
         if self.norm_first:
@@ -69,6 +75,15 @@ class TransformerBlock(Module):
             return x + self.mlp(self.ln_2(x))  # (B, T, C)
         x = self.ln_1(x + self.attn(x, key_padding_mask, cache))  # (B, T, C)
         return self.ln_2(x + self.mlp(x))  # (B, T, C)
+
+    def infer(self, x, cache=None):
+        """``forward`` on an array x (B, T, C), outside autograd and without dropout: generation's inference path.
+        Each sub-layer's ``infer`` does its ``forward``'s arithmetic without building a graph."""
+        if self.norm_first:
+            x = x + self.attn.infer(self.ln_1.infer(x), cache)  # (B, T, C)
+            return x + self.mlp.infer(self.ln_2.infer(x))  # (B, T, C)
+        x = self.ln_1.infer(x + self.attn.infer(x, cache))  # (B, T, C)
+        return self.ln_2.infer(x + self.mlp.infer(x))  # (B, T, C)
 
     def extra_repr(self):
         return f"norm_first={self.norm_first}"

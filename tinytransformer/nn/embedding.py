@@ -18,7 +18,7 @@ from .. import kernels
 from ..autograd import Function, as_array
 from ..rng import get_rng
 from ..validation import check_value
-from .module import Module, Parameter
+from .module import Module, Parameter, initial_weights
 
 
 def scatter_add_rows(ids, rows, num_rows):
@@ -90,13 +90,17 @@ class Embedding(Module):
         embedding_dim = check_value("Embedding: embedding_dim", embedding_dim, int, "[1, inf)")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = _check_padding_idx(padding_idx, num_embeddings, "Embedding")
-        weight = get_rng().standard_normal((num_embeddings, embedding_dim)).astype(dtype)
+        weight = initial_weights(get_rng().standard_normal, size=(num_embeddings, embedding_dim), dtype=dtype)
         if self.padding_idx is not None:
             weight[self.padding_idx] = 0
         self.weight = Parameter(weight)
 
     def forward(self, input):
         return embedding(input, self.weight, self.padding_idx)
+
+    def infer(self, ids):
+        """``forward`` on an array of ids, outside autograd (generation's inference path): ids.shape + (D,)."""
+        return self.weight.data[ids]
 
     def extra_repr(self):
         padding = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"

@@ -19,7 +19,7 @@ import numpy as np
 from ..autograd import Function
 from ..rng import get_rng
 from ..validation import check_value
-from .module import Module, Parameter
+from .module import Module, Parameter, initial_weights
 
 
 class LinearFunction(Function):
@@ -64,11 +64,18 @@ class Linear(Module):
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features)
         rng = get_rng()
-        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
-        self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
+        self.weight = Parameter(initial_weights(rng.uniform, -bound, bound, size=(out_features, in_features),
+                                                dtype=dtype))
+        self.bias = (Parameter(initial_weights(rng.uniform, -bound, bound, size=out_features, dtype=dtype))
+                     if bias else None)
 
     def forward(self, x):
         return linear(x, self.weight, self.bias)
+
+    def infer(self, x):
+        """``forward`` on an array, outside autograd (generation's inference path): x (..., in) -> (..., out)."""
+        y = (x.reshape(-1, x.shape[-1]) @ self.weight.data.T).reshape(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias.data
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

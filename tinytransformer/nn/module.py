@@ -6,13 +6,53 @@ by its path (``transformer.h.0.attn.c_attn.weight``). Those names and the
 array layouts are PyTorch's, so state dicts move between the two libraries:
 
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+
+Inside ``with skip_init():`` layers are built without drawing their initial
+weights (``initial_weights``), for a model whose weights are about to be loaded.
 """
 
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
 
 from ..autograd import Tensor, as_array
+
+_skipping_init = False  # True inside ``skip_init()``
+
+
+@contextmanager
+def skip_init():
+    """Build layers with uninitialised weights (``np.empty``) instead of random ones, for loading into.
+
+        with skip_init():
+            model = GPT(config)           # every weight is garbage until
+        model.load_state_dict(state)      # ... this fills it
+
+    Drawing 124M random numbers, twice (a Linear's own init, then GPT-2's), is most of the
+    time of building GPT-2 small: 9 of the 10 s its load took, for weights the file then
+    replaces (``models/hf_gpt2.py`` loads under this). The random stream is left untouched.
+    LayerNorm's ones and zeros are still written: they cost nothing.
+    """
+    global _skipping_init
+    before, _skipping_init = _skipping_init, True
+    try:
+        yield
+    finally:
+        _skipping_init = before
+
+
+def skipping_init() -> bool:
+    """True inside ``skip_init()``: a model's own initialisation (``GPT._init_weights``) should not run."""
+    return _skipping_init
+
+
+def initial_weights(draw, *args, size, dtype):
+    """A layer's initial weights, ``draw(*args, size=size)`` as ``dtype`` (``draw`` a method of the
+    library's generator, e.g. ``get_rng().uniform``); inside ``skip_init()``, ``np.empty(size, dtype)``."""
+    if _skipping_init:
+        return np.empty(size, dtype=dtype)
+    return draw(*args, size=size).astype(dtype)
 
 
 class Parameter(Tensor):

@@ -141,6 +141,14 @@ class LayerNorm(Module):
     def forward(self, input):
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
+    def infer(self, x):
+        """``forward`` on an array, outside autograd (generation's inference path): the same kernel, no graph."""
+        n = math.prod(self.normalized_shape)
+        w = None if self.weight is None else self.weight.data.reshape(n)
+        b = None if self.bias is None else self.bias.data.reshape(n)
+        y, _, _ = kernels.layer_norm_forward(x.reshape(-1, n), w, b, self.eps)  # (M, n); mean and rstd: backward's
+        return y.reshape(x.shape)
+
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 

@@ -6,7 +6,9 @@ the file-only Agg backend, so no window and no display are needed.
 
 Every optional dependency (``EXTRAS``: matplotlib, scikit-learn, tqdm, Numba,
 threadpoolctl) is imported through ``import_optional``, whose ImportError says
-what needed it and the one command that installs it. What a missing extra costs:
+what needed it and the one command that installs it (the hf extra's safetensors
+and huggingface_hub are imported by ``models/hf_gpt2.py``, a layer below this
+one, with the same message). What a missing extra costs:
 
 - a figure drawn along the way (``loss.png`` of ``train``, the confusion matrices
   of ``finetune``) is skipped, and ``note_once`` says so in one line on standard
@@ -29,6 +31,8 @@ EXTRAS = {
     "tqdm": ("tqdm", "data"),
     "numba": ("numba", "fast"),
     "threadpoolctl": ("threadpoolctl", "fast"),
+    "safetensors": ("safetensors", "hf"),  # imported by models/hf_gpt2.py, which sits below this layer
+    "huggingface_hub": ("huggingface_hub", "hf"),
 }
 _noted = set()
 

@@ -1,20 +1,25 @@
-"""Fine-tuning a GPT to classify sentences or tag words: what ``tinytransformer finetune`` runs, with its defaults.
+"""Fine-tuning a pretrained body to classify sentences or tag words: what ``tinytransformer finetune`` runs.
 
     run(FinetuneRecipe(task="classify", data="sst2", out="runs/sst2"))    the command, from Python
 
-``run`` goes through four steps:
+Tagging trains the tagger that reads both ways by default (``tagger="bitagger"``: tasks/tagging.py).
+A head on a body (every classifier; a tagger with ``tagger="head"``, the default with a
+``checkpoint``) goes through four steps:
 
     1. a tokenizer trained on the training and dev texts: words for classification
        (SST-2 comes lower-cased and tokenised; words seen once become <unk>),
        byte-level BPE for tagging (new names fall apart into known pieces instead
        of becoming <unk>);
-    2. the body: a pretrained GPT from ``checkpoint`` (its tokenizer replaces the one
-       of step 1: body and head must read text the same way), or a GPT pretrained
-       here for ``pretrain_steps`` on the task's sentences (``pretrain_for_task``;
-       with ``pretrain_corpus="pydoc"``, Python's help pages too; saved to
-       ``OUT/pretrained`` for reuse with ``checkpoint``), or a fresh GPT (``pretrain_steps=0``);
+    2. the body (``finetune_body.prepare_body``): a pretrained GPT or BERT encoder from
+       ``checkpoint`` (its tokenizer replaces the one of step 1: body and head must
+       read text the same way), or a GPT pretrained here for ``pretrain_steps`` on the
+       task's sentences (with ``pretrain_corpus="pydoc"``, Python's help pages too;
+       saved to ``OUT/pretrained`` for reuse with ``checkpoint``), or a fresh GPT
+       (``pretrain_steps=0``);
     3. ``ensemble`` heads trained on that body (``finetune``; member k seeded 1000 seed + k),
-       each kept at its best epoch by dev score, their probabilities averaged;
+       each kept at its best epoch by dev score, their probabilities averaged; optionally
+       with a smaller learning rate for each lower layer (``layer_lr_decay``) and the body
+       unfrozen top-down over the first epochs (``unfreeze_epochs``), as in ULMFiT;
     4. the result saved to ``out`` (``load_finetuned`` reads it), the dev and test scores
        printed and written to ``OUT/results.json``.
 
@@ -25,6 +30,7 @@ with a head's loss, on sentences of similar lengths padded to their longest:
     idx, mask, y = next batch                 (B, T), (B, T), (B,) labels or (B, T) tags
     loss = model(idx, mask, y)[1]             binary cross-entropy, or cross-entropy
     loss.backward(); clip; AdamW step; warmup then cosine to 0
+    after each epoch: score dev, keep the best; unfreeze the next layers down (if asked)
 
 The classification defaults are the best of what was measured on SST-2 within
 the 15-minute budget of a 2-core machine (docs/finetuning.md): a one-block,
@@ -42,36 +48,42 @@ import numpy as np
 
 from ..data import CORPORA, load_task
 from ..data.batching import EpochBatches, pad
-from ..data.encoding import IGNORE_INDEX, TOKENIZER_KINDS, encode_tagged, encode_texts, encode_words
-from ..data.encoding import pretraining_sentences, task_tokenizer
+from ..data.encoding import IGNORE_INDEX, TOKENIZER_KINDS, encode_tagged, encode_texts
 from ..data.tasks import BUILT_IN_TASKS as BUILT_IN
 from ..metrics import accuracy
-from ..models.gpt import GPT, GPTConfig
-from ..models.heads import POOLINGS, Ensemble, TokenClassifier
-from ..nn import functional as F
+from ..models.heads import BODIES, POOLINGS, Ensemble, TokenClassifier, body_type
 from ..plots import import_optional, import_pyplot, note_once, plot_confusion_matrix
 from ..rng import manual_seed
 from ..training import TrainConfig, Trainer, check_out_folder
 from ..training.checkpoint import atomic_write_text
+from .finetune_body import prepare_body
 from .finetuned import build_head, describe_scores, evaluate, predict_proba, save_finetuned
-from .language_model import GPT_BODIES, load_pretrained, save_pretrained_body
 from .options import check_options, option
+from .tagging import BITAGGER_DEFAULTS, TaggingConfig, run as run_tagging
 
 TASK_KINDS = {"classify": "classification", "tag": "tagging"}  # the task -> the kind of data it reads
 # Settings that differ by task; None in a FinetuneRecipe field means "this task's default".
 TASK_DEFAULTS = {
     "classify": {"tokenizer": "word", "vocab_size": None, "min_freq": 2, "n_layer": 1, "epochs": 3, "pretrain_steps": 0,
-                 "ensemble": 10},
+                 "ensemble": 10, "dropout": 0.1, "lr": 1e-3, "weight_decay": 0.01, "tagger": None},
     "tag": {"tokenizer": "bpe", "vocab_size": 2048, "min_freq": 1, "n_layer": 2, "epochs": 8, "pretrain_steps": 600,
-            "ensemble": 1},
+            "ensemble": 1, "dropout": 0.1, "lr": 1e-3, "weight_decay": 0.01, "tagger": "bitagger"},
 }
-MAX_BLOCK_SIZE = 128
 
 
 def per_task(help, name, none="none"):
-    """``help`` and the defaults of setting ``name`` in TASK_DEFAULTS: "... (default classify/tag: 3/8)"."""
+    """``help`` and the defaults of setting ``name`` in TASK_DEFAULTS: "... (default classify/tag: 3/8)", and the
+    bitagger's if it reads the setting too: "... (default classify/tag: 3/8; --tagger bitagger: 20)"."""
     shown = [none if defaults[name] is None else str(defaults[name]) for defaults in TASK_DEFAULTS.values()]
-    return f"{help} (default {'/'.join(TASK_DEFAULTS)}: {'/'.join(shown)})"
+    bitagger = f"; --tagger bitagger: {BITAGGER_DEFAULTS[name]}" if name in BITAGGER_DEFAULTS else ""
+    return f"{help} (default {'/'.join(TASK_DEFAULTS)}: {'/'.join(shown)}{bitagger})"
+
+
+def per_body(help, name, none=None):
+    """``help`` and each body's default of setting ``name`` (``models.heads.BODIES``): "... (default: max on a
+    GPT body, mean on a BERT body)"; ``none`` stands for a default of None."""
+    shown = [none if getattr(kind, name) is None else getattr(kind, name) for kind in BODIES.values()]
+    return f"{help} (default: {', '.join(f'{s} on a {n.upper()} body' for n, s in zip(BODIES, shown))})"
 
 
 @dataclass
@@ -84,8 +96,12 @@ class FinetuneRecipe:
     train: str = option(None, "your training file (instead of --data)", metavar="FILE", group="task")
     dev: str = option(None, "your dev file (default: 10% of --train, held out)", metavar="FILE", group="task")
     test: str = option(None, "scored once, at the end", metavar="FILE", group="task")
+    tagger: str = option(None, per_task("tag: bitagger reads each sentence both ways (words, characters, shapes; "
+                                        "a BiLSTM, a CRF; from scratch); head: a head on a body (with --checkpoint)",
+                                        "tagger", none="-"), choices=("bitagger", "head"), group="task")
     checkpoint: str = option(None, "a pretrained GPT (from `tinytransformer train`, or OUT/pretrained of an earlier "
-                             "run); its tokenizer and size are used", metavar="DIR", group="body")
+                             "run) or BERT encoder (`train --model bert`); its tokenizer and size are used",
+                             metavar="DIR", group="body")
     freeze: bool = option(False, "train the head only, keep the body as it is", group="body")
     tokenizer: str = option(None, per_task("the tokenizer trained on the task's text", "tokenizer"),
                             choices=TOKENIZER_KINDS, group="body")
@@ -96,7 +112,7 @@ class FinetuneRecipe:
     n_layer: int = option(None, per_task("Transformer blocks", "n_layer"), within="[1, inf)", group="body")
     n_head: int = option(4, "attention heads per block", within="[1, inf)", group="body")
     n_embd: int = option(128, "width of the residual stream", within="[1, inf)", group="body")
-    dropout: float = option(0.1, "dropout inside the body", within="[0, 1)", group="body")
+    dropout: float = option(None, per_task("dropout inside the body", "dropout"), within="[0, 1)", group="body")
     pretrain_steps: int = option(None, per_task("without --checkpoint: steps of next-token prediction on the task's "
                                                 "training and dev text before fine-tuning; 0 starts from scratch",
                                                 "pretrain_steps"), within="[0, inf)", group="body")
@@ -107,12 +123,23 @@ class FinetuneRecipe:
     epochs: int = option(None, per_task("passes over the training data", "epochs"), within="[1, inf)",
                          group="fine-tuning")
     batch_size: int = option(32, "examples per step", within="[1, inf)", group="fine-tuning")
-    lr: float = option(1e-3, "peak learning rate of AdamW for the head", within="[0, inf)", group="fine-tuning")
-    body_lr: float = option(None, "learning rate of the body (default: --lr)", within="[0, inf)", group="fine-tuning")
-    weight_decay: float = option(0.01, "AdamW's weight decay", within="[0, inf)", group="fine-tuning")
+    lr: float = option(None, per_task("peak learning rate of AdamW for the head", "lr"), within="[0, inf)",
+                       group="fine-tuning")
+    body_lr: float = option(None, per_body("learning rate of the body", "body_lr", "--lr"), within="[0, inf)",
+                            group="fine-tuning")
+    layer_lr_decay: float = option(None, "discriminative fine-tuning: the body's top block learns at --body-lr, each "
+                                   "layer below at this times the rate of the one above, the embeddings last "
+                                   "(e.g. 0.8; default: the whole body at --body-lr)", within="(0, 1]",
+                                   group="fine-tuning")
+    unfreeze_epochs: int = option(0, "gradual unfreezing: the first epoch trains the head alone, the next ones "
+                                  "unfreeze the body top-down, the whole of it from epoch N + 1 (0: the body "
+                                  "trains from the start)", within="[0, inf)", metavar="N", group="fine-tuning")
+    weight_decay: float = option(None, per_task("AdamW's weight decay", "weight_decay"), within="[0, inf)",
+                                 group="fine-tuning")
     head_dropout: float = option(0.1, "dropout before the head", within="[0, 1)", group="fine-tuning")
-    pooling: str = option("max", "classify: how the sentence's hidden states become one vector: their average, the "
-                          "last one, or each feature's maximum", choices=POOLINGS, group="fine-tuning")
+    pooling: str = option(None, per_body("classify: how the sentence's hidden states become one vector: their "
+                                         "average, each feature's maximum, the last one, or the first (<cls>: an "
+                                         "encoder's only)", "pooling"), choices=POOLINGS, group="fine-tuning")
     ensemble: int = option(None, per_task("train this many models (member k seeded 1000 * seed + k) and average "
                                           "their probabilities", "ensemble"), within="[1, inf)", group="fine-tuning")
     seed: int = option(0, "seeds pretraining, the weights, batches and dropout", within="[0, inf)",
@@ -129,12 +156,21 @@ class FinetuneRecipe:
             raise ValueError(f"FinetuneRecipe: {self.data!r} comes with its own dev and test splits")
         if self.data is not None and BUILT_IN[self.data] != TASK_KINDS[self.task]:
             raise ValueError(f"FinetuneRecipe: {self.data!r} is a {BUILT_IN[self.data]} task, not {self.task!r}")
-        for name, value in TASK_DEFAULTS[self.task].items():
+        if self.task == "classify" and self.pooling == "cls" and self.checkpoint is None:
+            raise ValueError("FinetuneRecipe: pooling 'cls' reads <cls>, which only an encoder sees the whole sentence "
+                             "from: give the checkpoint of one (`train --model bert`); a GPT trained here is causal")
+        if self.freeze and self.unfreeze_epochs:
+            raise ValueError("FinetuneRecipe: freeze keeps the body frozen and unfreeze_epochs unfreezes it: give "
+                             "one of them")
+        if self.task == "tag" and self.tagger is None:  # a pretrained body is fine-tuned with a head
+            self.tagger = "head" if self.checkpoint is not None else TASK_DEFAULTS["tag"]["tagger"]
+        for name, value in (BITAGGER_DEFAULTS if self.tagger == "bitagger" else TASK_DEFAULTS[self.task]).items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
 
     def finetune_config(self, seed) -> "FinetuneConfig":
         return FinetuneConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, body_lr=self.body_lr,
+                              layer_lr_decay=self.layer_lr_decay, unfreeze_epochs=self.unfreeze_epochs,
                               weight_decay=self.weight_decay, freeze=self.freeze, seed=seed)
 
 
@@ -146,48 +182,6 @@ def load_recipe_data(recipe):
     return load_task(recipe.train, dev=recipe.dev, test=recipe.test, kind=TASK_KINDS[recipe.task], seed=recipe.seed)
 
 
-def _texts(split):
-    return [t if isinstance(t, str) else " ".join(t) for t in split[0]]
-
-
-def _block_size(recipe, tokenizer, data):
-    """Room for the longest training or dev sentence (plus <bos>), at most MAX_BLOCK_SIZE."""
-    inputs = data.train[0] + data.dev[0]
-    if recipe.task == "classify":
-        longest = max(len(tokenizer.encode(t)) for t in inputs)
-    else:
-        longest = max(len(encode_words(tokenizer, words)[0]) for words in inputs)
-    return min(longest + 2, MAX_BLOCK_SIZE)
-
-
-def prepare_body(recipe, data, out_dir, log=print):
-    """``(state_dict or None, config, tokenizer)``: the pretrained body the heads start from."""
-    if recipe.checkpoint is not None:
-        body, tokenizer, _ = load_pretrained(recipe.checkpoint, reader="finetune --checkpoint", holds=GPT_BODIES)
-        log(f"body: {recipe.checkpoint} ({body.config.n_layer} layers, width {body.config.n_embd}, "
-            f"vocabulary {tokenizer.vocab_size})")
-        config = GPTConfig(**{**body.config.to_dict(), "dropout": recipe.dropout})
-        return body.state_dict(), config, tokenizer
-    texts = _texts(data.train) + _texts(data.dev)
-    tokenizer = task_tokenizer(texts, recipe.tokenizer, recipe.vocab_size, recipe.min_freq)
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=_block_size(recipe, tokenizer, data),
-                       n_layer=recipe.n_layer, n_head=recipe.n_head, n_embd=recipe.n_embd, dropout=recipe.dropout)
-    log(f"tokenizer: {recipe.tokenizer}, {tokenizer.vocab_size} ids, trained on the training and dev texts")
-    if not recipe.pretrain_steps:
-        log("body: from scratch (no pretraining)")
-        return None, config, tokenizer
-    sentences = pretraining_sentences(texts, tokenizer, config.block_size, recipe.pretrain_corpus)
-    log(f"pretraining a {config.n_layer}-layer GPT (width {config.n_embd}) for {recipe.pretrain_steps} steps on "
-        f"{len(sentences):,} sentences ({sum(map(len, sentences)):,} tokens)")
-    shortlist = recipe.shortlist if recipe.tokenizer == "word" else None
-    body = pretrain_for_task(sentences, GPTConfig(**{**config.to_dict(), "dropout": 0.0}), recipe.pretrain_steps,
-                             batch_size=recipe.batch_size, seed=recipe.seed, shortlist=shortlist,
-                             unk_id=getattr(tokenizer, "unk_id", None), log=log)
-    if out_dir is not None:
-        save_pretrained_body(Path(out_dir) / "pretrained", body, tokenizer, "task text", recipe.overwrite)
-    return body.state_dict(), config, tokenizer
-
-
 def member_seed(seed, k) -> int:
     """The seed of member k of a run seeded ``seed``: runs with different seeds share no member."""
     return 1000 * seed + k
@@ -195,12 +189,17 @@ def member_seed(seed, k) -> int:
 
 def run(recipe: FinetuneRecipe, log=print) -> dict:
     """Run the whole recipe (see the module docstring); returns the results written to ``OUT/results.json``."""
+    if recipe.tagger == "bitagger":
+        return run_tagging(TaggingConfig.from_recipe(recipe), log)
     started, out_dir = time.perf_counter(), recipe.out
     check_out_folder(out_dir, recipe.overwrite, reads={"--checkpoint": recipe.checkpoint})  # before any work
     data = load_recipe_data(recipe)
     log(f"data: {len(data.train[0]):,} training, {len(data.dev[0]):,} dev"
         f"{f', {len(data.test[0]):,} test' if data.test else ''} examples; labels {list(data.labels)}")
     state, config, tokenizer = prepare_body(recipe, data, out_dir, log)
+    body = BODIES[body_type(config)]  # the body's defaults for what the recipe leaves open
+    recipe = replace(recipe, pooling=recipe.pooling or body.pooling,
+                     body_lr=body.body_lr if recipe.body_lr is None else recipe.body_lr)
     pretrain_seconds = time.perf_counter() - started
     members, member_dev = [], []
     for k in range(recipe.ensemble):
@@ -266,12 +265,18 @@ def save_confusion_matrix(model, tokenizer, data, split, out_dir) -> Path:
 # ------------------------------------------------------ training a head
 @dataclass
 class FinetuneConfig:
-    """How ``finetune`` trains a head. ``body_lr`` None: the head's ``lr``. ``warmup`` is a fraction of all steps."""
+    """How ``finetune`` trains a head. ``body_lr`` None: the head's ``lr``. ``warmup`` is a fraction of all steps.
+
+    ``layer_lr_decay`` xi: each layer of the body learns at xi times the rate of the one above
+    (``param_groups``). ``unfreeze_epochs`` N: gradual unfreezing (``trained_layers``).
+    """
 
     epochs: int = 4
     batch_size: int = 32
     lr: float = 1e-3
     body_lr: float = None
+    layer_lr_decay: float = None
+    unfreeze_epochs: int = 0
     weight_decay: float = 0.01
     warmup: float = 0.1
     grad_clip: float = 1.0
@@ -290,6 +295,26 @@ class FinetuneConfig:
             raise ValueError(f"FinetuneConfig: body_lr must be >= 0 or None, got {self.body_lr!r}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"FinetuneConfig: warmup must be a fraction in [0, 1), got {self.warmup!r}")
+        if self.layer_lr_decay is not None and not 0 < self.layer_lr_decay <= 1:
+            raise ValueError(f"FinetuneConfig: layer_lr_decay must be in (0, 1] or None, got {self.layer_lr_decay!r}")
+        value = self.unfreeze_epochs
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"FinetuneConfig: unfreeze_epochs must be an integer >= 0, got {value!r}")
+        if self.freeze and self.unfreeze_epochs:
+            raise ValueError("FinetuneConfig: freeze keeps the body frozen and unfreeze_epochs unfreezes it")
+
+    def trained_layers(self, epoch, n_layers) -> int:
+        """How many of the body's ``n_layers`` layers (the top ones) train in ``epoch`` (counted from 1).
+
+        Gradual unfreezing (ULMFiT, Howard & Ruder 2018): epoch 1 trains the head
+        alone, then each epoch unfreezes the next layers down, evenly, until from
+        epoch ``unfreeze_epochs`` + 1 the whole body trains; so a head trained on
+        a still-fixed body does not send large, random gradients through layers
+        that already know something. 0 ``unfreeze_epochs``: all of them, always.
+        """
+        if not self.unfreeze_epochs:
+            return n_layers
+        return min(n_layers, -(-n_layers * (epoch - 1) // self.unfreeze_epochs))  # ceil(n (epoch - 1) / N)
 
     def to_dict(self):
         return asdict(self)
@@ -307,14 +332,14 @@ def finetune(model, tokenizer, data, config=None, out_dir=None, log=print, meta=
     manual_seed(config.seed)  # dropout
     if config.freeze:
         model.freeze_body()
-    tagging = isinstance(model, TokenClassifier)
+    tagging, encoder = isinstance(model, TokenClassifier), not model.body_kind.causal
     ids = {label: i for i, label in enumerate(data.labels)}
     inputs, targets = data.train
     max_len = model.body.config.block_size
     if tagging:
-        inputs, targets = encode_tagged(tokenizer, inputs, targets, ids, max_len)
+        inputs, targets = encode_tagged(tokenizer, inputs, targets, ids, max_len, encoder)
     else:
-        inputs, targets = encode_texts(tokenizer, inputs, max_len), [ids[t] for t in targets]
+        inputs, targets = encode_texts(tokenizer, inputs, max_len, encoder), [ids[t] for t in targets]
 
     def collate(batch):  # example indices -> idx (B, T), key_padding_mask (B, T), y: tags (B, T) or labels (B,)
         idx, mask = pad([inputs[i] for i in batch])
@@ -323,6 +348,12 @@ def finetune(model, tokenizer, data, config=None, out_dir=None, log=print, meta=
 
     batches = EpochBatches([len(s) for s in inputs], config.batch_size, collate)
     per_epoch, history, best = batches.batches_per_epoch, {"epoch": [], "train_loss": [], "dev": []}, {}
+    if config.unfreeze_epochs:  # every layer gets its group now; while frozen it gets no gradient, so no step
+        model.freeze_body(False)
+    groups = model.param_groups(config.lr, config.body_lr, config.weight_decay, config.layer_lr_decay)
+    n_layers = len(model.body_layers())
+    if config.unfreeze_epochs:
+        model.unfreeze_top(config.trained_layers(1, n_layers))
 
     def end_of_epoch(trainer):
         """Score dev, log the epoch, keep the best weights so far (and save them with ``out_dir``)."""
@@ -341,60 +372,18 @@ def finetune(model, tokenizer, data, config=None, out_dir=None, log=print, meta=
             if out_dir is not None:
                 save_finetuned(out_dir, model, tokenizer, data.labels, {**(meta or {}), "finetune": config.to_dict(),
                                                                          "history": history}, overwrite)
+        trained, now = config.trained_layers(epoch, n_layers), config.trained_layers(epoch + 1, n_layers)
+        if now != trained and epoch < config.epochs:  # gradual unfreezing: the next layers down join in
+            model.unfreeze_top(now)
+            log(f"unfrozen: the top {now} of the body's {n_layers} layers (embeddings included) train from now on")
         return scores
 
     steps = config.epochs * per_epoch
     loop = TrainConfig(max_iters=steps, batch_size=config.batch_size, lr=config.lr, betas=(0.9, 0.999),
                        weight_decay=config.weight_decay, warmup_iters=int(config.warmup * steps), lr_decay_iters=steps,
                        min_lr_ratio=0.0, grad_clip=config.grad_clip, eval_interval=per_epoch, seed=config.seed)
-    Trainer(model, batches, config=loop, param_groups=model.param_groups(config.lr, config.body_lr, config.weight_decay),
-            evaluate=end_of_epoch, evaluate_first=False).train(progress=False)
+    Trainer(model, batches, config=loop, param_groups=groups, evaluate=end_of_epoch,
+            evaluate_first=False).train(progress=False)
     model.load_state_dict(best["state"])
     model.eval()
     return history
-
-
-# ------------------------------------------------- pretraining for the task
-def pretrain_for_task(sentences, model_config: GPTConfig, steps, batch_size=32, lr=2e-3, seed=0, shortlist=None,
-                      unk_id=None, log=print) -> GPT:
-    """A GPT pretrained by next-token prediction on ``sentences`` (lists of token ids), one per row.
-
-    Each batch holds sentences of similar lengths, each starting at position 0
-    as the fine-tuned model will see them; padded targets are -1 (ignored).
-    AdamW (decay 0.1 on matrices), warmup over 5% of the steps, then cosine to lr/10.
-    Logs the mean loss of the last 50 steps ten times.
-
-    ``shortlist`` N (with ``unk_id``) predicts only the N first ids, the most
-    frequent words of a ``WordTokenizer``, and counts every rarer target as
-    ``unk_id`` (the short-list of Schwenk 2007). The softmax over a 16k-word
-    vocabulary costs three times the rest of a small model; a 2k short-list
-    still covers most running words, and rare words still train as inputs.
-    """
-    if shortlist is not None and unk_id is None:
-        raise ValueError("pretrain_for_task: a shortlist needs unk_id, the id that stands for every rarer word")
-    manual_seed(seed)
-    model = GPT(model_config)
-    n_out = model_config.vocab_size if shortlist is None else min(shortlist, model_config.vocab_size)
-
-    def shortlist_loss(model, batch):
-        seqs, mask = batch  # (B, T), (B, T) True at padding
-        targets = seqs[:, 1:] if shortlist is None else np.where(seqs[:, 1:] >= n_out, unk_id, seqs[:, 1:])
-        targets = np.where(mask[:, 1:], -1, targets)  # (B, T - 1): the next token, -1 at padding (ignored)
-        h = model.hidden_states(seqs[:, :-1])  # (B, T - 1, C)
-        logits = F.linear(h, model.lm_head.weight[:n_out])  # (B, T - 1, n_out), tied to the embedding
-        return F.cross_entropy(logits.reshape(-1, n_out), targets.reshape(-1), ignore_index=-1)
-
-    def log_loss(trainer):
-        loss = np.mean(trainer.history["train_loss"][-50:])
-        log(f"pretrain step {trainer.step}/{steps}: loss {loss:.4f}")
-        return {"loss": float(loss)}
-
-    batches = EpochBatches([len(s) for s in sentences], batch_size, lambda batch: pad([sentences[i] for i in batch]),
-                           from_end=True)
-    loop = TrainConfig(max_iters=steps, batch_size=batch_size, lr=lr, betas=(0.9, 0.99), weight_decay=0.1,
-                       warmup_iters=max(1, steps // 20), min_lr_ratio=0.1, grad_clip=1.0,
-                       eval_interval=max(1, steps // 10), seed=seed)
-    Trainer(model, batches, config=loop, loss_fn=shortlist_loss, evaluate=log_loss,
-            evaluate_first=False).train(progress=False)
-    model.eval()
-    return model

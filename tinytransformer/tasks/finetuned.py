@@ -1,6 +1,7 @@
 """Using a fine-tuned model: build a head, predict, score, save and load; what `classify` and `tag` run.
 
     model = build_head("classify", config, labels)                a SequenceClassifier (or "tag": TokenClassifier)
+                                                                  on a GPT or BERT body, as the config says
     probs = predict_proba(model, tokenizer, texts)                (N, K) class probabilities
     tags  = predict_tags(model, tokenizer, sentences, labels)     a tag per word of each sentence
     evaluate(model, tokenizer, labels, inputs, targets)           accuracy and macro P/R/F1, or entity F1
@@ -8,7 +9,8 @@
 
 Each works on one head or on an ``Ensemble`` of them (probabilities averaged).
 Texts go in one length-sorted batch after another, each padded only to its own
-longest row.
+longest row, framed as the body reads them (``<bos> ...`` for a GPT with a word
+tokenizer, ``<cls> ... <eos>`` for an encoder: ``data.encoding.frame``).
 """
 
 import sys
@@ -20,18 +22,20 @@ from ..data import tokenizer_from_dict
 from ..data.batching import length_batches, pad
 from ..data.encoding import encode_texts, encode_words
 from ..metrics import accuracy, classification_scores, entity_scores, token_accuracy
-from ..models.gpt import GPTConfig
-from ..models.heads import Ensemble, SequenceClassifier, TokenClassifier
+from ..models.heads import BODIES, Ensemble, SequenceClassifier, TokenClassifier, body_type
 from ..plots.backend import install_hint, missing_extra, note_once
-from ..training.checkpoint import load_checkpoint, save_checkpoint
+from ..training.checkpoint import load_checkpoint, load_meta, save_checkpoint
+from ..training.checkpoint_schema import is_bitagger
 from .options import check_options, option
+from .tagging import load_tagger, tag_sentences
 
 HEADS = {"classify": SequenceClassifier, "tag": TokenClassifier}
 KINDS = {"classify": "classifier", "tag": "tagger"}  # the task -> the kind of checkpoint its model is saved as
 
 
-def build_head(task, config: GPTConfig, labels, dropout=0.1, pooling="mean"):
-    """A fresh ``SequenceClassifier`` (task "classify") or ``TokenClassifier`` ("tag") for ``labels``."""
+def build_head(task, config, labels, dropout=0.1, pooling="mean"):
+    """A fresh ``SequenceClassifier`` (task "classify") or ``TokenClassifier`` ("tag") for ``labels``, on the
+    body ``config`` describes (a ``GPTConfig`` or a ``BertConfig``)."""
     if task == "classify":
         return SequenceClassifier(config, len(labels), pooling=pooling, dropout=dropout)
     if task == "tag":
@@ -44,11 +48,16 @@ def first_member(model):
     return model.members[0] if isinstance(model, Ensemble) else model
 
 
+def reads_both_ways(model) -> bool:
+    """Whether the model's body is a bidirectional encoder, whose inputs are framed ``<cls> ... <eos>``."""
+    return not first_member(model).body_kind.causal
+
+
 # ------------------------------------------------------------- prediction
 def predict_proba(model, tokenizer, texts, batch_size=256) -> np.ndarray:
     """Class probabilities (N, K) of each text, from a classifier or an ensemble of them."""
     head = first_member(model)
-    ids = encode_texts(tokenizer, texts, head.body.config.block_size)
+    ids = encode_texts(tokenizer, texts, head.body.config.block_size, reads_both_ways(model))
     out = np.zeros((len(ids), head.num_classes))  # (N, K)
     for batch in length_batches([len(s) for s in ids], batch_size):
         out[batch] = model.predict_proba(*pad([ids[i] for i in batch]))
@@ -57,7 +66,7 @@ def predict_proba(model, tokenizer, texts, batch_size=256) -> np.ndarray:
 
 def predict_tags(model, tokenizer, sentences, labels, batch_size=256) -> list:
     """The tag of every word of each sentence (lists of strings); words past the block size get "O"."""
-    encoded = [encode_words(tokenizer, words) for words in sentences]
+    encoded = [encode_words(tokenizer, words, reads_both_ways(model)) for words in sentences]
     max_len = first_member(model).body.config.block_size
     out = [None] * len(encoded)
     for batch in length_batches([min(len(ids), max_len) for ids, _ in encoded], batch_size):
@@ -98,15 +107,23 @@ def describe_scores(scores) -> str:
 
 # ------------------------------------------------------------ checkpoints
 def save_finetuned(folder, model, tokenizer, labels, meta=None, overwrite=False):
-    """A checkpoint of a fine-tuned head (or ``Ensemble``), of kind "classifier" or "tagger": weights, body
-    config, head settings, tokenizer and labels, everything ``load_finetuned`` needs. ``meta`` may add what
-    ``finetune`` records ("recipe", "finetune", "history"); ``overwrite``: see ``save_checkpoint``."""
+    """A checkpoint of a fine-tuned head (or ``Ensemble``), of kind "classifier" or "tagger": weights, the
+    body's type ("gpt" or "bert") and config, head settings, tokenizer and labels, everything
+    ``load_finetuned`` needs (an ensemble's members must share them). ``meta`` may add what ``finetune``
+    records ("recipe", "finetune", "history"); ``overwrite``: see ``save_checkpoint``."""
     head = first_member(model)
+
+    def described(m):
+        return m.body.config, m.dropout.p, getattr(m, "pooling", None)
+
+    if isinstance(model, Ensemble) and any(described(m) != described(head) for m in model.members):
+        raise ValueError("save_finetuned: the ensemble's members differ in their body config, dropout or pooling; "
+                         "a checkpoint records one of each")
     settings = {"dropout": head.dropout.p, "pooling": getattr(head, "pooling", None),
                 "members": len(model.members) if isinstance(model, Ensemble) else None}
     record = {**(meta or {}), "kind": "tagger" if isinstance(head, TokenClassifier) else "classifier",
-              "head": settings, "labels": list(labels), "model_config": head.body.config.to_dict(),
-              "tokenizer": tokenizer.to_dict()}
+              "head": settings, "labels": list(labels), "body_type": body_type(head.body.config),
+              "model_config": head.body.config.to_dict(), "tokenizer": tokenizer.to_dict()}
     save_checkpoint(folder, model.state_dict(), None, record, overwrite=overwrite)
 
 
@@ -118,7 +135,9 @@ def load_finetuned(folder, task=None, reader="load_finetuned") -> tuple:
     """
     accepted = {"classify": ("classifier",), "tag": ("tagger",), None: tuple(KINDS.values())}[task]
     state, _, meta = load_checkpoint(folder, holds=accepted, reader=reader)
-    config = GPTConfig(**meta["model_config"])
+    if is_bitagger(meta):
+        raise ValueError(f"{folder} holds a BiTagger, not a head on a body: tasks.tagging.load_tagger reads it")
+    config = BODIES[meta.get("body_type", "gpt")].config(**meta["model_config"])  # older checkpoints: a GPT body
     task, head = {kind: task for task, kind in KINDS.items()}[meta["kind"]], meta["head"]
 
     def build():
@@ -185,7 +204,7 @@ def print_classified(config: ClassifyConfig):
     model, tokenizer, meta = load_finetuned(config.checkpoint, task="classify", reader="classify")
     numbers, texts = zip(*read_texts(config.input, sys.stdin, numbered=True))
     block_size = first_member(model).body.config.block_size
-    lengths = [len(ids) for ids in encode_texts(tokenizer, texts, None)]
+    lengths = [len(ids) for ids in encode_texts(tokenizer, texts, None, reads_both_ways(model))]
     note_cut(config.input or "standard input", numbers, lengths, block_size,
              f"only the first {block_size} tokens of each are classified")
     for text, probs in zip(texts, predict_proba(model, tokenizer, texts)):
@@ -193,13 +212,23 @@ def print_classified(config: ClassifyConfig):
 
 
 def print_tagged(config: TagConfig):
-    """Print ``word<TAB>tag`` for each word, a blank line between texts."""
+    """Print ``word<TAB>tag`` for each word, a blank line between texts; the tagger is a BiTagger
+    (``tasks/tagging.py``) or a tagging head on a body."""
+    if is_bitagger(load_meta(config.checkpoint, holds=("tagger",), reader="tag")):
+        model, vocab, _ = load_tagger(config.checkpoint, reader="tag")
+        sentences = [text.split() for text in read_texts(config.input, sys.stdin)]
+        return print_tags(sentences, tag_sentences(model, vocab, sentences))
     model, tokenizer, meta = load_finetuned(config.checkpoint, task="tag", reader="tag")
     numbers, texts = zip(*read_texts(config.input, sys.stdin, numbered=True))
     sentences = [text.split() for text in texts]
     block_size = first_member(model).body.config.block_size
-    lengths = [len(encode_words(tokenizer, words)[0]) for words in sentences]
+    lengths = [len(encode_words(tokenizer, words, reads_both_ways(model))[0]) for words in sentences]
     note_cut(config.input or "standard input", numbers, lengths, block_size,
              "the words past it are tagged O without being read")
-    for i, (words, tags) in enumerate(zip(sentences, predict_tags(model, tokenizer, sentences, meta["labels"]))):
-        print(("\n" if i else "") + "\n".join(f"{word}\t{tag}" for word, tag in zip(words, tags)))
+    print_tags(sentences, predict_tags(model, tokenizer, sentences, meta["labels"]))
+
+
+def print_tags(sentences, tags):
+    """``word<TAB>tag`` lines, a blank line between sentences."""
+    for i, (words, word_tags) in enumerate(zip(sentences, tags)):
+        print(("\n" if i else "") + "\n".join(f"{word}\t{tag}" for word, tag in zip(words, word_tags)))

@@ -24,6 +24,7 @@ from ..data.encoding import encode_texts
 from ..interpret import attention_maps, logit_lens, token_attribution
 from ..models.gpt import GPT
 from ..models.heads import Ensemble, SequenceClassifier
+from ..models.hf_gpt2 import load_model_and_tokenizer
 from ..plots import import_pyplot, plot_attention_maps, plot_attribution, plot_logit_lens, token_labels
 from ..training.checkpoint import load_meta
 from .finetuned import load_finetuned
@@ -33,24 +34,32 @@ from .options import check_options, option
 WHAT = ("attention", "logit-lens", "attribution")
 
 
-def load_for_inspection(folder, text):
-    """``(model, gpt, tokenizer, ids, labels)`` for a checkpoint folder and a text.
+def load_for_inspection(folder, text, pretrained=None):
+    """``(model, gpt, tokenizer, ids, labels)`` for a checkpoint folder (or, with ``folder`` None, the
+    GPT-2 folder or hub name ``pretrained``) and a text.
 
     ``model`` is what attribution explains (the classifier, or the GPT itself),
     ``gpt`` the language model whose attention and residual stream are drawn,
     ``ids`` the text's token ids as the model sees them (cut to the block
     size), ``labels`` the class names of a classifier (None for a language model).
     """
-    meta = load_meta(folder, holds=(*GPT_BODIES, "classifier", "tagger"), reader="inspect",
-                     wants="a GPT language model, a classifier or a tagger")
-    if meta["kind"] in ("classifier", "tagger"):
+    if pretrained is not None:
+        (model, tokenizer), kind = load_model_and_tokenizer(pretrained), "gpt2"
+    else:
+        kind = load_meta(folder, holds=(*GPT_BODIES, "classifier", "tagger"), reader="inspect",
+                         wants="a GPT language model, a classifier or a tagger")["kind"]
+    if kind in ("classifier", "tagger"):
         model, tokenizer, meta = load_finetuned(folder, reader="inspect")
         head = model.members[0] if isinstance(model, Ensemble) else model
         gpt, labels = head.body, meta["labels"]
+        if not isinstance(gpt, GPT):
+            raise ValueError(f"inspect: {folder} holds a {meta['kind']} on a {type(gpt).__name__} body; inspect "
+                             "looks inside a GPT body only")
         ids = encode_texts(tokenizer, [text], None)[0]
         kept = "first"
     else:
-        model, tokenizer, _ = load_pretrained(folder, reader="inspect", holds=GPT_BODIES)
+        if pretrained is None:
+            model, tokenizer, _ = load_pretrained(folder, reader="inspect", holds=GPT_BODIES)
         gpt, labels, kept = model, None, "last"
         ids = tokenizer.encode(text)
     if not len(ids):
@@ -81,13 +90,14 @@ def explain(model, ids):
     return scores, target, float(probabilities[target])
 
 
-def inspect_checkpoint(folder, text, out_dir, what=WHAT) -> dict:
-    """Write the PNGs named in ``what`` (any of ``WHAT``) for ``text`` to ``out_dir``; returns {what: path}."""
+def inspect_checkpoint(folder, text, out_dir, what=WHAT, pretrained=None) -> dict:
+    """Write the PNGs named in ``what`` (any of ``WHAT``) for ``text`` to ``out_dir``; returns {what: path}.
+    ``pretrained`` (a GPT-2 folder or hub name) is looked at in place of the checkpoint ``folder`` (then None)."""
     unknown = [w for w in what if w not in WHAT]
     if unknown:
         raise ValueError(f"inspect: unknown view(s) {unknown}; choose from {WHAT}")
     import_pyplot()  # figures are this command's whole job: without matplotlib, say so before any work
-    model, gpt, tokenizer, ids, labels = load_for_inspection(folder, text)
+    model, gpt, tokenizer, ids, labels = load_for_inspection(folder, text, pretrained)
     if "attribution" in what:
         _members(model)  # a tagger: refused before any figure is drawn
     tokens = token_labels(tokenizer, ids)
@@ -113,15 +123,20 @@ def inspect_checkpoint(folder, text, out_dir, what=WHAT) -> dict:
 class InspectConfig:
     """``tinytransformer inspect``: which checkpoint, which text, where the PNGs go, which of them."""
 
-    checkpoint: str = option(None, "the --out folder of `train` or `finetune`", metavar="DIR", required=True)
+    checkpoint: str = option(None, "the --out folder of `train` or `finetune` (or give --pretrained)", metavar="DIR")
+    pretrained: str = option(None, "a GPT-2 in Hugging Face's layout: a folder or a hub name such as gpt2, as for "
+                             "`generate --pretrained` (docs/gpt2.md)", metavar="PATH_OR_NAME")
     text: str = option(None, "the input to look at (cut to the model's block size)", required=True)
     out: str = option("inspect", "folder for the PNGs", metavar="DIR")
     what: list = option(None, "which figure; repeat for several (default: all three)", choices=WHAT, many=True)
 
     def __post_init__(self):
         check_options(self)
-        if self.checkpoint is None or self.text is None:
-            raise ValueError("inspect: give the checkpoint folder and the text to look at")
+        if (self.checkpoint is None) == (self.pretrained is None):
+            raise ValueError("checkpoint or pretrained: give one of the two, the folder of a saved model or a GPT-2 "
+                             "(a folder or hub name)")
+        if self.text is None:
+            raise ValueError("inspect: give the text to look at")
         if not self.text.strip():
             raise ValueError("text must not be empty: give the input to look at")
         self.what = tuple(self.what or WHAT)
@@ -129,7 +144,7 @@ class InspectConfig:
 
 def run(config: InspectConfig) -> dict:
     """Write the figures and print where each went."""
-    written = inspect_checkpoint(config.checkpoint, config.text, config.out, config.what)
+    written = inspect_checkpoint(config.checkpoint, config.text, config.out, config.what, config.pretrained)
     for what, path in written.items():
         print(f"{what}: {path}")
     return written

@@ -1,19 +1,26 @@
 """Pretraining a language model on a text corpus: ``tinytransformer train``, and the same from Python.
 
-    text   = load_corpus("shakespeare")                 the corpus (or "pydoc", or a path)
-    tok    = CharTokenizer.train(text)                   or a byte-level BPE of vocab_size ids
+    text   = load_corpus("shakespeare")                 the corpus (or "pydoc", "movie_reviews", or a path)
+    tok    = CharTokenizer.train(text)                   or a byte-level BPE, or words
     ids    = tok.encode(text)                            one long stream of token ids
     train, val = train_val_split(ids, 0.1)               the first 90% / the last 10%
     model  = GPT(GPTConfig(vocab_size=tok.vocab_size, ...))
     Trainer(model, train, val, TrainConfig(...)).train()
 
-``LanguageModelConfig`` holds every setting of that run and is the only home
-of their defaults: the command line builds ``train``'s flags from it, and
+That is next-token prediction (``--model gpt``, ``rnn``, ``lstm``). A BERT
+(``--model bert``) learns to fill in masked words through the same loop,
+checkpoints and resume; its data are masked segments of whole lines, its
+validation split held-out documents (``data/segments.py``, which also says
+why the movie reviews' split is whole reviews for every model).
+
+``LanguageModelConfig`` holds every setting of a run and is the only home of
+their defaults, those that differ by model in one table (``MODEL_DEFAULTS``):
+the command line builds ``train``'s flags from it, and
 ``run(LanguageModelConfig())`` trains the same model as ``tinytransformer
 train``. ``prepare_pretraining`` builds the trainer, ``resume_pretraining``
 rebuilds it from a checkpoint folder (the corpus is read again, the tokenizer
 comes from the checkpoint), ``load_pretrained`` gives back the model and
-tokenizer for generation.
+tokenizer, to generate from or to fine-tune.
 """
 
 import os
@@ -24,64 +31,95 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import BPETokenizer, CharTokenizer, load_corpus, tokenizer_from_dict, train_val_split
+from ..data import load_corpus, tokenizer_from_dict
+from ..data.segments import DOCUMENT_CORPORA, MASK_TOKENS, TOKENIZERS, bert_special_ids, pretraining_data, train_tokenizer
+from ..data.word_tokenizer import SPECIALS as WORD_SPECIALS
+from ..models.bert import BertConfig, BertForMaskedLM
 from ..models.gpt import GPT, GPTConfig
+from ..models.hf_gpt2 import load_model_and_tokenizer
 from ..models.rnn_lm import RNNLM, RNNLMConfig
 from ..rng import manual_seed
 from ..training import TrainConfig, Trainer, check_out_folder, load_checkpoint, save_checkpoint
 from .options import check_options, option
 
-TOKENIZERS = ("char", "bpe")
-MODEL_TYPES = ("gpt", "rnn", "lstm")
-VAL_FRACTION = 0.1
-DEFAULT_MAX_ITERS = 2000  # nanoGPT's CPU run; a few minutes on two cores
-# (weight decay, gradient clipping) per model type. A GPT of the default size measured a lower validation loss
-# without either (docs/shakespeare.md); a recurrent net keeps nanoGPT's, since its gradients can explode.
-REGULARISATION = {"gpt": (0.0, 0.0), "rnn": (0.1, 1.0), "lstm": (0.1, 1.0)}
+MODEL_TYPES = ("gpt", "rnn", "lstm", "bert")
+# The defaults that differ by model (None in a LanguageModelConfig field: "this model's"). gpt: nanoGPT's, without
+# weight decay and clipping, measured better at this size (docs/shakespeare.md); rnn, lstm: nanoGPT's, as their
+# gradients can explode; bert: 30 minutes on two cores on the movie reviews (docs/pretraining.md).
+NANOGPT = {"tokenizer": "char", "block_size": 64, "batch_size": 12, "max_iters": 2000, "weight_decay": 0.1,
+           "grad_clip": 1.0, "eval_iters": 20}
+MODEL_DEFAULTS = {
+    "gpt": {**NANOGPT, "weight_decay": 0.0, "grad_clip": 0.0},
+    "rnn": NANOGPT,
+    "lstm": NANOGPT,
+    "bert": {"tokenizer": "word", "block_size": 128, "batch_size": 32, "max_iters": 3000, "weight_decay": 0.01,
+             "grad_clip": 1.0, "eval_iters": 10},
+}
+VOCAB_SIZES = {"bpe": 512, "word": 16384}  # --vocab-size's default per tokenizer (char: one id per character)
+DEFAULT_MAX_ITERS = MODEL_DEFAULTS["gpt"]["max_iters"]  # `demo`'s
 MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias")
-# What `generate` reads (names of training.checkpoint_schema.HOLDS): a language model from `train`, or the
-# body `finetune` pretrains; `finetune --checkpoint` and `inspect` read GPTs only.
+# What each reader reads (names of training.checkpoint_schema.HOLDS): `generate` a model that predicts the next
+# token (from `train`, or the body `finetune` pretrains); `inspect` a GPT; `finetune --checkpoint` a GPT or a BERT.
 LANGUAGE_MODELS, GPT_BODIES = ("gpt", "rnn", "lstm", "pretrained_body"), ("gpt", "pretrained_body")
+PRETRAINED_BODIES, ALL_LANGUAGE_MODELS = (*GPT_BODIES, "bert"), (*LANGUAGE_MODELS, "bert")
+WANTS = {LANGUAGE_MODELS: "a language model that predicts the next token", GPT_BODIES: "a GPT language model",
+         PRETRAINED_BODIES: "a pretrained GPT or BERT body", ALL_LANGUAGE_MODELS: "a language model"}
+
+
+def per_model(help, name):
+    """``help`` and the defaults of setting ``name`` in MODEL_DEFAULTS: "... (default gpt/rnn/lstm/bert: ...)"."""
+    return f"{help} (default {'/'.join(MODEL_DEFAULTS)}: {'/'.join(str(d[name]) for d in MODEL_DEFAULTS.values())})"
 
 
 @dataclass
 class LanguageModelConfig:
-    """Every setting of a pretraining run; the defaults are nanoGPT's small CPU configuration for
-    character-level Shakespeare, without weight decay and clipping for a GPT (see ``REGULARISATION``)."""
+    """Every setting of a pretraining run. The defaults are nanoGPT's small CPU configuration for
+    character-level Shakespeare; those that differ by model are in ``MODEL_DEFAULTS``."""
 
-    data: str = option("pydoc", "the corpus: Python's help pages (built in), Tiny Shakespeare (downloaded once, or "
-                       "read from $TINYTRANSFORMER_DATA), or a UTF-8 text file; the last 10% is the validation split",
-                       metavar="pydoc|shakespeare|PATH", group="data")
-    tokenizer: str = option("char", "one id per character, or byte-level BPE trained on the corpus",
-                            choices=TOKENIZERS, group="data")
-    vocab_size: int = option(512, "BPE vocabulary size (256 byte ids + merges); ignored for char", within="[256, inf)",
-                             group="data")
-    model: str = option("gpt", "a GPT, or a character-level RNN/LSTM language model (then --n-layer recurrent "
-                        "layers of width --n-embd; --n-head unused)", choices=MODEL_TYPES, group="model")
+    data: str = option("pydoc", "the corpus: Python's help pages (built in), Tiny Shakespeare or Pang & Lee's movie "
+                       "reviews (downloaded once, or read from $TINYTRANSFORMER_DATA), or a UTF-8 text file; the "
+                       "validation split is the last 10%, or for movie_reviews and a BERT 10% of the documents "
+                       "(blocks separated by a blank line) drawn at random", metavar="pydoc|shakespeare|movie_reviews|PATH",
+                       group="data")
+    tokenizer: str = option(None, per_model("one id per character, byte-level BPE, or one id per word (split on "
+                                            "whitespace) of the corpus", "tokenizer"), choices=TOKENIZERS, group="data")
+    vocab_size: int = option(None, "bpe: ids (256 byte ids + merges); word: the most frequent words kept, the rest "
+                             f"<unk>; special tokens included; ignored for char (default bpe/word: "
+                             f"{'/'.join(str(n) for n in VOCAB_SIZES.values())})", within="[1, inf)", group="data")
+    model: str = option("gpt", "a GPT; a character-level RNN/LSTM language model (then --n-layer recurrent layers "
+                        "of width --n-embd; --n-head unused); or a BERT encoder, pretrained as a masked language "
+                        "model (15% of the tokens hidden, predicted from both sides)", choices=MODEL_TYPES,
+                        group="model")
     n_layer: int = option(4, "Transformer blocks", within="[1, inf)", group="model")
     n_head: int = option(4, "attention heads per block", within="[1, inf)", group="model")
     n_embd: int = option(128, "width of the residual stream", within="[1, inf)", group="model")
-    block_size: int = option(64, "context length in tokens", within="[1, inf)", group="model")
+    block_size: int = option(None, per_model("context length in tokens", "block_size"), within="[1, inf)",
+                             group="model")
     dropout: float = option(0.0, "dropout probability", within="[0, 1)", group="model")
-    bias: bool = option(False, "biases in the Linear and LayerNorm layers, as in GPT-2 (default: none, as in nanoGPT)",
-                        group="model")
-    batch_size: int = option(12, "sequences per micro-batch", within="[1, inf)", group="optimisation")
+    bias: bool = option(False, "biases in the Linear and LayerNorm layers, as in GPT-2 (default: none, as in nanoGPT; "
+                        "a BERT always has them)", group="model")
+    batch_size: int = option(None, per_model("sequences per micro-batch", "batch_size"), within="[1, inf)",
+                             group="optimisation")
     grad_accum: int = option(1, "micro-batches whose gradients add up to one step", within="[1, inf)",
                             group="optimisation")
-    max_iters: int = option(None, f"optimisation steps (default {DEFAULT_MAX_ITERS}; with --resume, the saved run's)",
+    max_iters: int = option(None, per_model("optimisation steps; with --resume, the saved run's", "max_iters"),
                             within="[1, inf)", group="optimisation")
+    max_minutes: float = option(None, "also stop after this many minutes of training steps (evaluations not "
+                                "counted), with an evaluation and a checkpoint; the schedule stays that of "
+                                "--max-iters, so a shorter run ends at a higher learning rate", within="(0, inf)",
+                                group="optimisation")
     lr: float = option(1e-3, "peak learning rate of AdamW", within="[0, inf)", group="optimisation")
     warmup_iters: int = option(100, "steps of linear warmup (capped at --max-iters); then a cosine down to lr/10",
                                within="[0, inf)", group="optimisation")
-    weight_decay: float = option(None, "AdamW's decoupled weight decay, on weight matrices and embeddings only "
-                                 "(default: 0 for a GPT, which measured better than nanoGPT's 0.1 at this size; "
-                                 "0.1 for rnn/lstm)", within="[0, inf)", group="optimisation")
-    grad_clip: float = option(None, "clip the global gradient norm to this; 0: no clipping (default: 0 for a GPT, "
-                              "which measured better than nanoGPT's 1.0 at this size; 1.0 for rnn/lstm, whose "
-                              "gradients can explode)", within="[0, inf)", group="optimisation")
+    weight_decay: float = option(None, per_model("AdamW's decoupled weight decay, on weight matrices and embeddings "
+                                                 "only (a GPT measured better without nanoGPT's 0.1 at this size)",
+                                                 "weight_decay"), within="[0, inf)", group="optimisation")
+    grad_clip: float = option(None, per_model("clip the global gradient norm to this; 0: no clipping (a GPT measured "
+                                              "better without nanoGPT's 1.0 at this size; recurrent nets' gradients "
+                                              "can explode)", "grad_clip"), within="[0, inf)", group="optimisation")
     eval_interval: int = option(250, "evaluate, save a checkpoint and the plot every this many steps",
                                  within="[1, inf)", group="run")
-    eval_iters: int = option(20, "batches per loss estimate", within="[1, inf)", group="run")
+    eval_iters: int = option(None, per_model("batches per loss estimate", "eval_iters"), within="[1, inf)", group="run")
     seed: int = option(1337, "seeds the weights, the batches and dropout", within="[0, inf)", group="run")
     out: str = option("runs/gpt", "folder for the checkpoint and loss.png", metavar="DIR", group="run")
     resume: bool = option(False, "continue the run saved in --out, exactly where it stopped (model and data flags "
@@ -93,11 +131,22 @@ class LanguageModelConfig:
         check_options(self)
         if self.resume and self.overwrite:
             raise ValueError("resume continues the run saved in out and overwrite replaces it: give one of them")
-        if self.model == "gpt" and self.n_embd % self.n_head:
+        for name, value in MODEL_DEFAULTS[self.model].items():
+            if getattr(self, name) is None and not (name == "max_iters" and self.resume):  # resume: the saved run's
+                setattr(self, name, value)
+        if self.vocab_size is None and self.tokenizer in VOCAB_SIZES:
+            self.vocab_size = VOCAB_SIZES[self.tokenizer]
+        if self.model in ("gpt", "bert") and self.n_embd % self.n_head:
             raise ValueError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
-        decay, clip = REGULARISATION[self.model]
-        self.weight_decay = decay if self.weight_decay is None else self.weight_decay
-        self.grad_clip = clip if self.grad_clip is None else self.grad_clip
+        if self.model == "bert" and self.tokenizer == "char":
+            raise ValueError("tokenizer char has no ids for the special tokens a BERT needs (<cls>, <eos> as [SEP], "
+                             "<pad>, <mask>): use word or bpe")
+        if self.tokenizer != "char":  # room for the byte ids or the special tokens
+            least = {"bpe": 256, "word": len(WORD_SPECIALS)}[self.tokenizer]
+            least += len(MASK_TOKENS[self.tokenizer]) if self.model == "bert" else 0
+            if self.vocab_size < least:
+                raise ValueError(f"vocab_size must be at least {least} for a {self.tokenizer} tokenizer"
+                                 f"{' of a BERT' if self.model == 'bert' else ''}, got {self.vocab_size}")
 
     def model_config(self) -> dict:
         """The model's fields (``vocab_size`` comes from the tokenizer)."""
@@ -105,8 +154,8 @@ class LanguageModelConfig:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
-            max_iters=self.max_iters or DEFAULT_MAX_ITERS, batch_size=self.batch_size, grad_accum=self.grad_accum,
-            lr=self.lr, warmup_iters=self.warmup_iters, weight_decay=self.weight_decay, grad_clip=self.grad_clip,
+            max_iters=self.max_iters or MODEL_DEFAULTS[self.model]["max_iters"], batch_size=self.batch_size,
+            grad_accum=self.grad_accum, lr=self.lr, warmup_iters=self.warmup_iters, weight_decay=self.weight_decay, grad_clip=self.grad_clip,
             eval_interval=self.eval_interval, eval_iters=self.eval_iters, seed=self.seed,
         )
 
@@ -115,13 +164,17 @@ class LanguageModelConfig:
 
 
 def build_model(model_type, config):
-    """A fresh language model from a dict of config fields: a ``GPT``, or an ``RNNLM`` with an
-    Elman ("rnn") or LSTM ("lstm") cell (fields it has no use for, such as ``n_head``, are dropped)."""
+    """A fresh language model from a dict of config fields: a ``GPT``, an ``RNNLM`` with an Elman ("rnn") or
+    LSTM ("lstm") cell, or a ``BertForMaskedLM`` (fields a model has no use for, such as an RNN's ``n_head``
+    or a BERT's ``bias``, are dropped)."""
     if model_type == "gpt":
         return GPT(GPTConfig(**config))
     if model_type in ("rnn", "lstm"):
         names = {f.name for f in fields(RNNLMConfig)}
         return RNNLM(RNNLMConfig(**{**{k: v for k, v in config.items() if k in names}, "cell": model_type}))
+    if model_type == "bert":
+        names = {f.name for f in fields(BertConfig)}
+        return BertForMaskedLM(BertConfig(**{k: v for k, v in config.items() if k in names}))
     raise ValueError(f"build_model: model_type must be one of {MODEL_TYPES}, got {model_type!r}")
 
 
@@ -130,9 +183,9 @@ def check_memory(model_type, config, batch_size):
     machine's memory: 16 bytes per parameter (float32 weights, gradients, AdamW's two moments) and a rough
     count of one batch's activations (float32)."""
     c, layers, vocab, block = config["n_embd"], config["n_layer"], config["vocab_size"], config["block_size"]
-    gpt = model_type == "gpt"
-    params = layers * (12 if gpt else 8) * c * c + (vocab + block) * c + (0 if gpt else vocab * c)
-    per_token = layers * (20 * c + (2 * config["n_head"] * block if gpt else 0)) + 2 * vocab  # + attention maps
+    attention = model_type in ("gpt", "bert")
+    params = layers * (12 if attention else 8) * c * c + (vocab + block) * c + (0 if attention else vocab * c)
+    per_token = layers * (20 * c + (2 * config["n_head"] * block if attention else 0)) + 2 * vocab  # + attention maps
     needed = 16 * params + 4 * batch_size * block * per_token
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -144,18 +197,15 @@ def check_memory(model_type, config, batch_size):
                          f"{memory / 2**30:,.0f} GiB; use a smaller n_embd, n_layer, block_size or batch_size")
 
 
-def train_tokenizer(text, kind="char", vocab_size=512):
-    """A tokenizer fitted to ``text``: ``"char"`` (one id per distinct character) or ``"bpe"``."""
-    if kind == "char":
-        return CharTokenizer.train(text)
-    if kind == "bpe":
-        return BPETokenizer.train(text, vocab_size)
-    raise ValueError(f"train_tokenizer: kind must be one of {TOKENIZERS}, got {kind!r}")
+def masked_lm_loss(model, batch):
+    """A BERT's loss on a ``MaskedSegments`` batch ``(inputs, key_padding_mask, labels)``."""
+    return model.masked_lm_loss(*batch)
 
 
-def _split(text, tokenizer):
-    ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
-    return train_val_split(ids, VAL_FRACTION)
+def _trainer(model_type, model, train_data, val_data, train_config, **kwargs):
+    """The loop for a language model: next-token prediction's default loss, or a BERT's masked-LM loss."""
+    loss = {"loss_fn": masked_lm_loss} if model_type == "bert" else {}
+    return Trainer(model, train_data, val_data, train_config, **loss, **kwargs)
 
 
 def prepare_pretraining(data=None, tokenizer=None, vocab_size=None, model_config=None, train_config=None,
@@ -164,7 +214,7 @@ def prepare_pretraining(data=None, tokenizer=None, vocab_size=None, model_config
 
     ``config`` (a ``LanguageModelConfig``, default: all its defaults) gives every
     setting; the other arguments override it: ``data``, ``tokenizer``,
-    ``vocab_size``, ``model_type``, ``model_config`` (a dict of ``GPTConfig``
+    ``vocab_size``, ``model_type``, ``model_config`` (a dict of the model's config
     fields; ``vocab_size`` comes from the tokenizer) and ``train_config`` (a
     ``TrainConfig``). The weights are initialised from ``tt.manual_seed`` of the
     training seed. With no arguments this is the model ``tinytransformer train`` trains.
@@ -174,11 +224,15 @@ def prepare_pretraining(data=None, tokenizer=None, vocab_size=None, model_config
                              ("model", model_type)) if v is not None})
     train_config = train_config if train_config is not None else config.train_config()
     text = load_corpus(config.data)
-    tok = train_tokenizer(text, config.tokenizer, config.vocab_size)
-    train_ids, val_ids = _split(text, tok)
+    masked = config.model == "bert"
+    tok = train_tokenizer(text, config.tokenizer, config.vocab_size, masked=masked)
     model_config = {**config.model_config(), **(model_config or {}), "vocab_size": tok.vocab_size}
-    for split, ids in (("training", train_ids), ("validation", val_ids)):  # before the model's arrays are allocated
-        if len(ids) <= model_config["block_size"]:
+    if masked:
+        model_config["pad_id"] = bert_special_ids(tok)["pad"]
+    train_data, val_data = pretraining_data(text, tok, model_config["block_size"], train_config.batch_size,
+                                            masked=masked, by_document=config.data in DOCUMENT_CORPORA)
+    for split, ids in (("training", train_data), ("validation", val_data)):  # before the model's arrays are allocated
+        if not masked and len(ids) <= model_config["block_size"]:  # (a BERT's segments are at most a block)
             raise ValueError(f"{config.data}: the {split} split has {len(ids):,} tokens, but one batch row needs "
                              f"block_size + 1 = {model_config['block_size'] + 1:,}; use a smaller block_size "
                              "or a longer text")
@@ -187,8 +241,8 @@ def prepare_pretraining(data=None, tokenizer=None, vocab_size=None, model_config
     model = build_model(config.model, model_config)
     source = str(Path(config.data).resolve()) if Path(config.data).is_file() else str(config.data)  # resume elsewhere
     meta = {"kind": "language_model", "data": source, "model_type": config.model}
-    return Trainer(model, train_ids, val_ids, train_config, tokenizer=tok, out_dir=out_dir, meta=meta,
-                   overwrite=config.overwrite)
+    return _trainer(config.model, model, train_data, val_data, train_config, tokenizer=tok, out_dir=out_dir,
+                    meta=meta, overwrite=config.overwrite)
 
 
 def resume_pretraining(folder, max_iters=None):
@@ -197,8 +251,8 @@ def resume_pretraining(folder, max_iters=None):
     ``max_iters`` extends (or shortens) the run; the learning-rate schedule is
     the saved one, so steps past its end keep the final, smallest rate.
     """
-    _, _, meta = load_checkpoint(folder, holds=("gpt", "rnn", "lstm"), reader="train --resume",  # arrays checked
-                                 wants="a language model's run")                                # before any is built
+    _, _, meta = load_checkpoint(folder, holds=("gpt", "rnn", "lstm", "bert"), reader="train --resume",  # arrays
+                                 wants="a language model's run")                           # checked before any is built
     if meta.get("data") is None or meta["tokenizer"] is None:
         raise ValueError(f"{folder}/meta.json: no corpus or no tokenizer recorded (saved by Trainer.save from Python, "
                          "not by `tinytransformer train`): resume it with Trainer.load")
@@ -208,23 +262,26 @@ def resume_pretraining(folder, max_iters=None):
     except (TypeError, ValueError) as err:
         raise ValueError(f"{folder}/meta.json: train_config: {err}") from None
     tok = tokenizer_from_dict(meta["tokenizer"])
-    train_ids, val_ids = _split(load_corpus(meta["data"]), tok)
-    model_type = meta["model_type"]
-    model = build_model(model_type, meta["model_config"])
-    trainer = Trainer(model, train_ids, val_ids, train_config, tokenizer=tok, out_dir=folder,
-                      meta={"kind": "language_model", "data": meta["data"], "model_type": model_type})
+    model_type, model_config = meta["model_type"], meta["model_config"]
+    train_data, val_data = pretraining_data(load_corpus(meta["data"]), tok, model_config["block_size"],
+                                            train_config.batch_size, masked=model_type == "bert",
+                                            by_document=meta["data"] in DOCUMENT_CORPORA)
+    model = build_model(model_type, model_config)
+    trainer = _trainer(model_type, model, train_data, val_data, train_config, tokenizer=tok, out_dir=folder,
+                       meta={"kind": "language_model", "data": meta["data"], "model_type": model_type})
     trainer.load(folder)
     return trainer
 
 
-def load_pretrained(folder, reader="load_pretrained", holds=LANGUAGE_MODELS):
-    """``(model, tokenizer, meta)`` from a checkpoint folder, the model in eval mode.
+def load_pretrained(folder, reader="load_pretrained", holds=ALL_LANGUAGE_MODELS):
+    """``(model, tokenizer, meta)`` from a checkpoint folder, the model in eval mode: a ``GPT``, an ``RNNLM``
+    or a ``BertForMaskedLM`` (``model.hidden_states`` is its encoder's output), as meta's ``model_type`` says.
 
-    The folder must hold one of ``holds`` (default: any language model; ``GPT_BODIES``
-    for a GPT only); else a ValueError says what it holds and which command reads
-    it, naming ``reader`` as the one that does not."""
-    wants = "a language model" if holds == LANGUAGE_MODELS else "a GPT language model"
-    model_state, _, meta = load_checkpoint(folder, holds=holds, reader=reader, wants=wants)
+    The folder must hold one of ``holds`` (default: any language model; ``LANGUAGE_MODELS``
+    for one that generates, ``GPT_BODIES`` for a GPT, ``PRETRAINED_BODIES`` for a GPT or a
+    BERT); else a ValueError says what it holds and which command reads it, naming
+    ``reader`` as the one that does not."""
+    model_state, _, meta = load_checkpoint(folder, holds=holds, reader=reader, wants=WANTS.get(tuple(holds)))
     if meta["tokenizer"] is None:
         raise ValueError(f"{folder}/meta.json: tokenizer is null (saved by Trainer.save without one), so no text "
                          "can be read or written with this model")
@@ -250,7 +307,8 @@ def run(config=None, progress=True, log=print) -> Trainer:
     returns the trainer."""
     config = config if config is not None else LanguageModelConfig()
     if config.resume:
-        log(f"resuming the run in {config.out} (its saved settings; only max_iters, --max-iters, may change them)")
+        log(f"resuming the run in {config.out} (its saved settings; only --max-iters and --max-minutes may change "
+            "them)")
         trainer = resume_pretraining(config.out, max_iters=config.max_iters)
     else:
         check_out_folder(config.out, config.overwrite, resumable=True)  # before any work: nothing is lost
@@ -259,22 +317,27 @@ def run(config=None, progress=True, log=print) -> Trainer:
         f"on {trainer.meta['data']} ({len(trainer.train_tokens):,} training tokens, vocabulary "
         f"{trainer.model.config.vocab_size}); {trainer.config.max_iters} steps of {trainer.tokens_per_step:,} tokens")
     start, first_step = time.perf_counter(), trainer.step
-    history = trainer.train(progress=progress)
+    max_seconds = None if config.max_minutes is None else 60 * config.max_minutes
+    history = trainer.train(progress=progress, max_seconds=max_seconds)
     seconds = time.perf_counter() - start
     steps = trainer.step - first_step
     plot = trainer.out_dir / "loss.png"  # not drawn without matplotlib
+    use = (f"fine-tune it: tinytransformer finetune --task classify --data sst2 --checkpoint {config.out} --out DIR"
+           if trainer.meta["model_type"] == "bert" else f"sample it:  tinytransformer generate --checkpoint {config.out}")
     log(f"done: step {trainer.step}, val loss {history['val_loss'][-1]:.4f}, {seconds:.1f} s "
         f"({steps * trainer.tokens_per_step / max(seconds, 1e-9):,.0f} tokens/s)\n"
-        f"checkpoint: {config.out}{f'   loss curve: {plot}' if plot.is_file() else ''}\n"
-        f"sample it:  tinytransformer generate --checkpoint {config.out}")
+        f"checkpoint: {config.out}{f'   loss curve: {plot}' if plot.is_file() else ''}\n{use}")
     return trainer
 
 
 @dataclass
 class GenerateConfig:
-    """Sampling from a saved language model: ``tinytransformer generate``."""
+    """Sampling from a saved language model, or from a GPT-2 in Hugging Face's layout: ``tinytransformer generate``."""
 
-    checkpoint: str = option(None, "the --out folder of a training run", metavar="DIR", required=True)
+    checkpoint: str = option(None, "the --out folder of a training run (or give --pretrained)", metavar="DIR")
+    pretrained: str = option(None, "a GPT-2 in Hugging Face's layout: a folder of config.json, model.safetensors, "
+                             "vocab.json and merges.txt, or a hub name such as gpt2 (read from the Hugging Face cache, "
+                             "or downloaded with the hf extra; docs/gpt2.md)", metavar="PATH_OR_NAME")
     prompt: str = option("\n", "text to continue (default: a newline); with a char tokenizer, only characters of "
                          "the training text")
     max_new_tokens: int = option(300, "tokens to generate", within="[1, inf)")
@@ -287,17 +350,21 @@ class GenerateConfig:
 
     def __post_init__(self):
         check_options(self)
-        if self.checkpoint is None:
-            raise ValueError("checkpoint: give the folder of a trained model")
+        if (self.checkpoint is None) == (self.pretrained is None):
+            raise ValueError("checkpoint or pretrained: give one of the two, the folder of a trained model or a "
+                             "GPT-2 (a folder or hub name)")
         if not self.prompt:
             raise ValueError("prompt must not be empty")
 
 
 def generate_text(config: GenerateConfig) -> str:
-    """The prompt and its continuation, sampled from the checkpoint ``config`` names (with the KV cache)."""
+    """The prompt and its continuation, sampled from the checkpoint (or GPT-2) ``config`` names (with the KV cache)."""
     from ..generation import generate
 
-    model, tokenizer, _ = load_pretrained(config.checkpoint, reader="generate")
+    if config.pretrained is not None:
+        model, tokenizer = load_model_and_tokenizer(config.pretrained)
+    else:
+        model, tokenizer, _ = load_pretrained(config.checkpoint, reader="generate", holds=LANGUAGE_MODELS)
     prompt = np.asarray(tokenizer.encode(config.prompt), dtype=np.int64)[None, :]  # (1, T)
     if prompt.shape[1] > model.config.block_size:
         print(f"note: the prompt has {prompt.shape[1]} tokens, more than the model's block of "

@@ -10,7 +10,7 @@ it reads, so a header claiming a shape of 10^12 would ask for terabytes.
     prod(shape) x itemsize == the bytes the member really holds
 
 Then ``check_sizes`` compares the model config in meta.json with what the arrays
-present show (``gpt_sizes``, ``rnn_sizes``, ``seq2seq_sizes``): the width and
+present show (``gpt_sizes``, ``bert_sizes``, ``rnn_sizes``, ``seq2seq_sizes``, ``bitagger_sizes``): the width and
 vocabulary from the embedding table, the layers from the arrays of each layer,
 an ensemble's members from the members' arrays. A config edited to a width of
 8192 beside a 19 kB file fails there, naming meta.json and the field, before a
@@ -25,10 +25,12 @@ import zipfile
 
 import numpy as np
 
+from ..models.bert import BertConfig
 from ..models.gpt import GPTConfig
 from ..models.rnn_lm import RNNLMConfig
 from ..models.seq2seq import Seq2SeqConfig
-from .checkpoint_schema import what_it_holds
+from ..models.tagger import BiTaggerConfig
+from .checkpoint_schema import is_bitagger, what_it_holds
 
 NUMBERS = "biufc"  # dtype kinds of plain numbers: bool, int, uint, float, complex
 FLOATS = "f"  # a model's weights
@@ -140,6 +142,18 @@ def gpt_sizes(shapes, prefix=""):
             "bias": (prefix + "transformer.ln_f.bias" in shapes, f"{prefix}transformer.ln_f.bias present or not")}
 
 
+def bert_sizes(shapes, prefix=""):
+    """BertConfig's sizes as a BertForMaskedLM's arrays show them: (V, C) tokens, (T, C) positions, (types, C)
+    segments, (C, C) queries and (F, C) feed-forward weights per layer."""
+    emb = prefix + "bert.embeddings."
+    n_embd = shapes.dim(emb + "word_embeddings.weight", 1)
+    feedforward = shapes.dim(prefix + "bert.encoder.layer.0.intermediate.dense.weight", 0)
+    return {"vocab_size": shapes.dim(emb + "word_embeddings.weight", 0), "n_embd": n_embd,
+            "block_size": shapes.dim(emb + "position_embeddings.weight", 0),
+            "type_vocab_size": shapes.dim(emb + "token_type_embeddings.weight", 0), "intermediate_size": feedforward,
+            "n_layer": shapes.count(prefix + "bert.encoder.layer.{}.attention.self.query.weight", (n_embd[0],) * 2)}
+
+
 def rnn_sizes(shapes, cell):
     """RNNLMConfig's sizes: (V, E) tokens, (V, H) output layer, (gates x H, H) recurrent weights per layer."""
     n_hidden = shapes.dim("lm_head.weight", 1)
@@ -162,6 +176,26 @@ def seq2seq_sizes(shapes, positional):
     return sizes
 
 
+def bitagger_sizes(shapes):
+    """BiTaggerConfig's sizes: (V, D) words and (C, E) characters (each absent when that input is off), (F, E, k)
+    filters, (4H, H) weights per BiLSTM layer, (K, 2H) emissions; and last the width I of a word's inputs, from
+    the first layer's (4H, I), for what no array shows alone (the shape features, extra_dim)."""
+    sizes = {"vocab_size": (0, "there is no embedding.weight"), "char_vocab_size": (0, "there is no char_cnn.weight")}
+    if "embedding.weight" in shapes:
+        sizes.update(vocab_size=shapes.dim("embedding.weight", 0), word_dim=shapes.dim("embedding.weight", 1))
+    if "char_cnn.weight" in shapes:
+        filters = [shapes.dim("char_cnn.weight", axis, ndim=3) for axis in range(3)]
+        sizes.update(char_vocab_size=shapes.dim("char_cnn.embedding.weight", 0), char_filters=filters[0],
+                     char_dim=filters[1], char_kernel=filters[2])
+    hidden = shapes.dim("body.0.forward_lstm.weight_hh_l0", 1)
+    sizes.update(hidden_size=hidden, num_layers=shapes.count("body.{}.forward_lstm.weight_hh_l0", (4 * hidden[0],
+                                                                                                     hidden[0])),
+                 num_tags=shapes.dim("classifier.weight", 0),
+                 output=("crf" if "crf.transitions" in shapes else "softmax", "crf.transitions present or not"),
+                 input_size=shapes.dim("body.0.forward_lstm.weight_ih_l0", 1))
+    return sizes
+
+
 def _compare(config, sizes, meta_path, npz_path, key="model_config"):
     for field, (size, evidence) in sizes.items():
         if getattr(config, field) != size:
@@ -169,16 +203,19 @@ def _compare(config, sizes, meta_path, npz_path, key="model_config"):
                              f"{npz_path} show {size!r} ({evidence}); meta.json and the arrays do not belong together")
 
 
-def _check_head(meta, config, shapes, meta_path, npz_path):
-    """A classifier's or tagger's arrays: the members of an ensemble, each body, each head's width."""
+def _check_head(meta, shapes, meta_path, npz_path):
+    """A classifier's or tagger's arrays: the members of an ensemble, each body (a GPT or a BERT), each head's width."""
+    bert = meta.get("body_type", "gpt") == "bert"
+    config = (BertConfig if bert else GPTConfig)(**meta["model_config"])
+    body_sizes, embedding = (bert_sizes, "bert.embeddings.word_embeddings") if bert else (gpt_sizes, "transformer.wte")
     members = meta["head"]["members"]
-    present, evidence = shapes.count("members.{}.body.transformer.wte.weight", (config.vocab_size, config.n_embd))
+    present, evidence = shapes.count("members.{}.body." + embedding + ".weight", (config.vocab_size, config.n_embd))
     if (members or 0) != present:
         raise ValueError(f"{meta_path}: head.members is {members!r}, but the arrays in {npz_path} hold "
                          f"{present or 'no'} ensemble members ({evidence})")
     n = len(meta["labels"])
     for prefix in [f"members.{k}." for k in range(members)] if members is not None else [""]:
-        _compare(config, gpt_sizes(shapes, prefix + "body."), meta_path, npz_path)
+        _compare(config, body_sizes(shapes, prefix + "body."), meta_path, npz_path)
         if meta["kind"] == "classifier":
             out = shapes.dim(prefix + "score.weight", 0)
             expected = 1 if n == 2 else n  # two classes: one logit
@@ -200,7 +237,11 @@ def check_sizes(meta, headers, meta_path, npz_path):
         _compare(config, seq2seq_sizes(shapes, config.positional), meta_path, npz_path)
     elif what in ("rnn", "lstm"):
         _compare(RNNLMConfig(**meta["model_config"]), rnn_sizes(shapes, what), meta_path, npz_path)
+    elif what == "bert":
+        _compare(BertConfig(**meta["model_config"]), bert_sizes(shapes), meta_path, npz_path)
+    elif is_bitagger(meta):
+        _compare(BiTaggerConfig(**meta["model_config"]), bitagger_sizes(shapes), meta_path, npz_path)
     elif what in ("classifier", "tagger"):
-        _check_head(meta, GPTConfig(**meta["model_config"]), shapes, meta_path, npz_path)
+        _check_head(meta, shapes, meta_path, npz_path)
     else:
         _compare(GPTConfig(**meta["model_config"]), gpt_sizes(shapes), meta_path, npz_path)

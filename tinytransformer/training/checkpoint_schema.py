@@ -15,7 +15,7 @@ A checkpoint folder may have been edited, copied from elsewhere or cut short, so
                    exponential time on a long word, ``(`` does not compile)
 
 Every checkpoint records its ``kind``. What a folder holds (``what_it_holds``: the kind, or for a
-language model its type: gpt, rnn or lstm), who writes that and which command reads
+language model its type: gpt, rnn, lstm or bert), who writes that and which command reads
 it (``HOLDS``) make the message when a command is given the wrong folder:
 
     runs/tr holds a translator (written by `tinytransformer translate --train`); `generate` reads
@@ -23,25 +23,32 @@ it (``HOLDS``) make the message when a command is given the wrong folder:
 """
 
 import re
+import types
 from dataclasses import MISSING, fields
 
 from ..data import SPLIT_PATTERN, tokenizer_from_dict
+from ..data.word_features import CharVocab
 from ..data.translation import DIRECTIONS, MAX_NUMBER
 from ..data.word_tokenizer import WHITESPACE_PATTERN
+from ..models.bert import BertConfig, BertForMaskedLM
 from ..models.gpt import GPT, GPTConfig
-from ..models.heads import POOLINGS
+from ..models.heads import BODIES, POOLINGS
 from ..models.rnn_lm import RNNLM, RNNLMConfig
 from ..models.seq2seq import Seq2SeqConfig
+from ..models.tagger import BiTaggerConfig
 
 FORMAT_VERSION = 2  # 2: every checkpoint records its kind and the files it owns
 ARRAY_FILE = re.compile(r"(model|optimizer)-[0-9]{1,9}\.npz")  # the only names a save writes (and removes)
-MODEL_TYPES = ("gpt", "rnn", "lstm")
+MODEL_TYPES = ("gpt", "rnn", "lstm", "bert")
+MODEL_CONFIGS = {"gpt": GPTConfig, "rnn": RNNLMConfig, "lstm": RNNLMConfig, "bert": BertConfig}  # per model_type
 # what a folder holds -> (what that is, who writes it, how to read it)
 HOLDS = {
     "gpt": ("a GPT language model", "`tinytransformer train`", "tinytransformer generate --checkpoint {}"),
     "rnn": ("an RNN language model", "`tinytransformer train --model rnn`", "tinytransformer generate --checkpoint {}"),
     "lstm": ("an LSTM language model", "`tinytransformer train --model lstm`",
              "tinytransformer generate --checkpoint {}"),
+    "bert": ("a BERT encoder (a masked language model: it fills in hidden words, it does not generate text)",
+             "`tinytransformer train --model bert`", "tinytransformer finetune --checkpoint {} ..."),
     "pretrained_body": ("a pretrained language model (a GPT body)", "`tinytransformer finetune`, into OUT/pretrained",
                         "tinytransformer finetune --checkpoint {} ..."),
     "classifier": ("a classifier", "`tinytransformer finetune --task classify`", "tinytransformer classify --checkpoint {}"),
@@ -61,20 +68,30 @@ TRAINER = {"step": int, "model_config": dict, "train_config": dict, "tokenizer":
            "scheduler": dict, "history": dict}  # what Trainer.save writes
 HEADED = {"head": dict, "labels": list, "model_config": dict, "tokenizer": dict}
 FINETUNED = {"recipe": dict, "finetune": dict, "history": dict}  # what `finetune` adds
+HEAD_BODY = {"body_type": str}  # "gpt" or "bert" (models.heads.BODIES); absent: a GPT, as before it was recorded
 # kind -> (keys it must hold, keys it may hold), besides the envelope; "custom" holds the caller's own keys
 KEYS = {
     "language_model": ({**TRAINER, "model_type": str}, {"data": str}),
     "pretrained_body": ({"model_config": dict, "tokenizer": dict}, {"data": str}),
-    "classifier": (HEADED, FINETUNED),
-    "tagger": (HEADED, FINETUNED),
+    "classifier": (HEADED, {**FINETUNED, **HEAD_BODY}),
+    "tagger": (HEADED, {**FINETUNED, **HEAD_BODY}),
     "translator": ({"model_config": dict, "task": dict}, {"translate_config": dict, "results": dict}),
     "custom": None,
 }
+# A tagger with a model_type is no head on a body but a whole model of its own: "bitagger", the BiTagger of
+# models/tagger.py (written by tasks/tagging.py), with its word tokenizer and characters.
+BITAGGER_KEYS = ({"model_type": str, "model_config": dict, "tokenizer": dict, "char_vocab": dict, "labels": list},
+                 {"recipe": dict, "tagging": dict, "history": dict})
 
 
 def what_it_holds(meta) -> str:
-    """What a checkpoint holds: its kind, or for a language model its type ("gpt", "rnn" or "lstm")."""
+    """What a checkpoint holds: its kind, or for a language model its type ("gpt", "rnn", "lstm" or "bert")."""
     return meta.get("model_type") if meta.get("kind") == "language_model" else meta.get("kind")
+
+
+def is_bitagger(meta) -> bool:
+    """Whether a meta.json is a tagger checkpoint of a ``BiTagger`` (``BITAGGER_KEYS``) rather than of a head."""
+    return meta.get("kind") == "tagger" and "model_type" in meta
 
 
 def describe(meta) -> str:
@@ -93,6 +110,8 @@ def kind_of(model) -> dict:
         return {"kind": "language_model", "model_type": "gpt"}
     if isinstance(model, RNNLM):
         return {"kind": "language_model", "model_type": model.config.cell}
+    if isinstance(model, BertForMaskedLM):
+        return {"kind": "language_model", "model_type": "bert"}
     return {"kind": "custom"}
 
 
@@ -186,14 +205,20 @@ def recorded_files(record, where) -> tuple:
     return live, owned
 
 
+def _json_type(annotation):
+    """The JSON type(s) of a config field's annotation: ``int``, ``"float"``, ``int | None`` -> (int, None)."""
+    if isinstance(annotation, types.UnionType):
+        return tuple(None if a is type(None) else _json_type(a) for a in annotation.__args__)
+    return {"int": int, "float": float, "bool": bool, "str": str}.get(annotation, annotation)
+
+
 def check_config(config, cls, where, key="model_config"):
     """``cls(**config)`` (a model's config dataclass), after its keys and JSON types are checked; the
     dataclass's own checks then name the bad value. Nothing is allocated: a config is a few numbers."""
-    json_type = {"int": int, "float": float, "bool": bool, "str": str}
-    types = {f.name: json_type.get(f.type, f.type) for f in fields(cls)}
-    required = {f.name: types[f.name] for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
-    optional = {f.name: types[f.name] if f.default is not None else (types[f.name], None) for f in fields(cls)
-                if f.name not in required}
+    kinds = {f.name: _json_type(f.type) for f in fields(cls)}
+    required = {f.name: kinds[f.name] for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    optional = {f.name: kinds[f.name] if f.default is not None or isinstance(kinds[f.name], tuple)
+                else (kinds[f.name], None) for f in fields(cls) if f.name not in required}
     check_keys(config, where, required, optional, prefix=key + ".")
     try:
         return cls(**config)
@@ -254,7 +279,7 @@ def check_meta(meta, where):
         check_keys({k: v for k, v in meta.items() if k in ENVELOPE or k in ENVELOPE_OPTIONAL}, where, ENVELOPE,
                    ENVELOPE_OPTIONAL)
     else:
-        required, optional = KEYS[kind]
+        required, optional = BITAGGER_KEYS if is_bitagger(meta) else KEYS[kind]
         check_keys(meta, where, {**ENVELOPE, **required}, {**ENVELOPE_OPTIONAL, **optional})
     check_number(meta["save_count"], where, "save_count", 1)
     live, _ = recorded_files(meta, where)
@@ -269,6 +294,8 @@ def check_meta(meta, where):
 def _check_kind(meta, where):
     """The keys of one kind: its config, tokenizer, head or task (``check_meta``)."""
     kind = meta["kind"]
+    if is_bitagger(meta):
+        return _check_bitagger(meta, where)
     if kind == "language_model":
         if meta["model_type"] not in MODEL_TYPES:
             raise ValueError(f"{where}: model_type must be one of {MODEL_TYPES}, got {_show(meta['model_type'])}")
@@ -280,8 +307,14 @@ def _check_kind(meta, where):
                              f"positions a {config.positional} table may have")
         _check_translation_task(meta["task"], where)
         return
-    recurrent = kind == "language_model" and meta["model_type"] != "gpt"
-    config = check_config(meta["model_config"], RNNLMConfig if recurrent else GPTConfig, where)
+    recurrent = kind == "language_model" and meta["model_type"] in ("rnn", "lstm")
+    config_class = MODEL_CONFIGS[meta["model_type"]] if kind == "language_model" else GPTConfig
+    if kind in ("classifier", "tagger"):
+        body = meta.get("body_type", "gpt")
+        if body not in BODIES:
+            raise ValueError(f"{where}: body_type must be one of {tuple(BODIES)}, got {_show(body)}")
+        config_class = BODIES[body].config
+    config = check_config(meta["model_config"], config_class, where)
     if recurrent and config.cell != meta["model_type"]:
         raise ValueError(f"{where}: model_config.cell is {config.cell!r}, but model_type is {meta['model_type']!r}")
     if meta["tokenizer"] is not None:
@@ -296,8 +329,34 @@ def _check_kind(meta, where):
             raise ValueError(f"{where}: head.dropout must be in [0, 1), got {_show(head['dropout'])}")
         if head["pooling"] not in (*POOLINGS, None):
             raise ValueError(f"{where}: head.pooling must be one of {POOLINGS}, got {_show(head['pooling'])}")
+        if head["pooling"] == "cls" and BODIES[body].causal:
+            raise ValueError(f"{where}: head.pooling is 'cls', which a causal body ({body}) cannot use")
         if head["members"] is not None:
             check_number(head["members"], where, "head.members", 1)
-        labels = meta["labels"]
-        if len(labels) < 2 or not all(isinstance(x, str) for x in labels) or len(set(labels)) != len(labels):
-            raise ValueError(f"{where}: labels must be two or more distinct strings, got {_show(labels)}")
+        check_labels(meta["labels"], where)
+
+
+def check_labels(labels, where):
+    """A classifier's or tagger's labels: two or more distinct strings."""
+    if len(labels) < 2 or not all(isinstance(x, str) for x in labels) or len(set(labels)) != len(labels):
+        raise ValueError(f"{where}: labels must be two or more distinct strings, got {_show(labels)}")
+
+
+def _check_bitagger(meta, where):
+    """A BiTagger's checkpoint: its config, word tokenizer, characters and labels, their sizes agreeing."""
+    if meta["model_type"] != "bitagger":
+        raise ValueError(f"{where}: a tagger's model_type must be 'bitagger' (or absent: a head on a body), "
+                         f"got {_show(meta['model_type'])}")
+    config = check_config(meta["model_config"], BiTaggerConfig, where)
+    tokenizer = check_tokenizer(meta["tokenizer"], where)
+    check_keys(meta["char_vocab"], where, {"type": str, "chars": list}, prefix="char_vocab.")
+    try:
+        chars = CharVocab.from_dict(meta["char_vocab"])
+    except ValueError as err:
+        raise ValueError(f"{where}: char_vocab: {err}") from None
+    check_labels(meta["labels"], where)
+    for name, size, what in (("vocab_size", tokenizer.vocab_size, "the tokenizer has {} ids"),
+                             ("char_vocab_size", chars.vocab_size, "char_vocab has {} ids"),
+                             ("num_tags", len(meta["labels"]), "labels holds {} tags")):
+        if getattr(config, name) != size:
+            raise ValueError(f"{where}: {what.format(size)}, but model_config.{name} is {getattr(config, name)}")

@@ -282,7 +282,8 @@ class Trainer:
         """The loss curves as a PNG at ``path`` (needs matplotlib)."""
         from ..plots import plot_loss_curves
 
-        return plot_loss_curves(self.history, path, title=f"GPT on {self.meta.get('data', 'a corpus')}, step {self.step}")
+        model = self.meta.get("model_type", "gpt").upper()
+        return plot_loss_curves(self.history, path, title=f"{model} on {self.meta.get('data', 'a corpus')}, step {self.step}")
 
     # ----------------------------------------------------------- checkpoints
     def save(self, folder):
