@@ -67,13 +67,15 @@ def test_the_vocabularies_come_from_the_training_sentences_only():
 
 
 def test_words_seen_once_become_unk_at_the_rate_asked(rng):
-    sentences = [["a", "b", "c"], ["a", "b", "d"], ["a", "e"]] * 1 + [["a"]] * 3
+    sentences = [["a", "b", "c"], ["a", "b", "d"], ["a", "e"], ["a"]]
     vocab = TaggerVocab.train(sentences, LABELS)
     singletons = vocab.singletons(sentences)
     once = {vocab.tokenizer.stoi[w] for w in "cde"}
     assert set(np.flatnonzero(singletons)) == once
     unk = vocab.tokenizer.unk_id
-    fresh = lambda: vocab.batch(sentences)  # noqa: E731
+    def fresh():
+        return vocab.batch(sentences)
+
     kept = replace_singletons(fresh(), singletons, 0.0, rng, unk).pieces
     np.testing.assert_array_equal(kept, fresh().pieces)
     gone = replace_singletons(fresh(), singletons, 1.0, rng, unk).pieces
