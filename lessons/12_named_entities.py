@@ -188,8 +188,10 @@ assert max(a for _, a in history) - all_o_accuracy < best_f1, "token accuracy mo
 # %% [markdown]
 # ## From the command line
 #
-#     tinytransformer finetune --task tag --data wnut17 --out runs/wnut17
+#     tinytransformer finetune --task tag --data wnut17 --tagger head --out runs/wnut17   # this lesson's head
+#     tinytransformer finetune --task tag --data wnut17 --out runs/bitagger               # the default: BiLSTM + CRF
 #     echo "heading to new york with taylor swift" | tinytransformer tag --checkpoint runs/wnut17
 #
-# The README's "Fine-tuning" section compares the tagger from scratch and pretrained
-# with the most-frequent-tag baseline on the test set.
+# The default tagger reads each sentence both ways, with characters and word shapes and a
+# CRF on top; docs/finetuning.md compares it, this lesson's head and the most-frequent-tag
+# baseline on the test set.
