@@ -22,6 +22,7 @@ LAYERS = [
     {"plots"},
     {"interpret"},
     {"training"},
+    {"exercises"},
     {"tasks"},
     {"cli", "__main__", "__init__"},
 ]

@@ -8,6 +8,6 @@
 """
 
 from .decoding import beam_search, greedy_decode, model_step
-from .sampling import generate, sample_next_token
+from .sampling import generate, sample_next_token, top_k_filter, top_p_filter
 
-__all__ = ["beam_search", "generate", "greedy_decode", "model_step", "sample_next_token"]
+__all__ = ["beam_search", "generate", "greedy_decode", "model_step", "sample_next_token", "top_k_filter", "top_p_filter"]

@@ -36,6 +36,31 @@ def _check_sampling(name, temperature, top_k, top_p):
             check_value(f"{name}: top_p", top_p, float, "(0, 1]", optional=True))
 
 
+def top_k_filter(logits, k) -> np.ndarray:
+    """The logits (B, V) with all but each row's ``k`` largest set to -inf (a tie with the k-th largest stays)."""
+    if k >= logits.shape[-1]:
+        return logits
+    kth = np.partition(logits, -k, axis=-1)[:, -k, None]  # (B, 1) the k-th largest logit
+    return np.where(logits < kth, -np.inf, logits)
+
+
+def top_p_filter(probs, p) -> np.ndarray:
+    """The probabilities (B, V) of each row's nucleus, renormalised; 0 outside it (Holtzman et al. 2020).
+
+    The nucleus is the smallest set of the most probable tokens whose mass reaches ``p``: a token stays
+    when the tokens ranked above it hold less than ``p``, so the most probable one always stays.
+    """
+    if p >= 1:
+        return probs
+    order = np.argsort(-probs, axis=-1)  # (B, V) most probable first
+    sorted_p = np.take_along_axis(probs, order, axis=-1)
+    before = np.cumsum(sorted_p, axis=-1) - sorted_p  # mass of the tokens ranked above
+    keep = np.zeros(probs.shape, dtype=bool)
+    np.put_along_axis(keep, order, before < p, axis=-1)
+    kept = np.where(keep, probs, 0.0)
+    return kept / kept.sum(axis=-1, keepdims=True)
+
+
 def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, rng=None) -> np.ndarray:
     """One token id per row of ``logits`` (B, V)."""
     logits = np.asarray(logits, dtype=np.float64)
@@ -46,20 +71,12 @@ def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, rng=None)
         return logits.argmax(axis=-1)
     rng = rng if rng is not None else get_rng()
     z = logits / temperature
-    if top_k is not None and top_k < z.shape[-1]:
-        kth = np.partition(z, -top_k, axis=-1)[:, -top_k, None]  # (B, 1) the k-th largest logit
-        z = np.where(z < kth, -np.inf, z)
+    if top_k is not None:
+        z = top_k_filter(z, top_k)
     probs = np.exp(z - z.max(axis=-1, keepdims=True))
     probs /= probs.sum(axis=-1, keepdims=True)
-    if top_p is not None and top_p < 1:
-        order = np.argsort(-probs, axis=-1)
-        sorted_p = np.take_along_axis(probs, order, axis=-1)
-        before = np.cumsum(sorted_p, axis=-1) - sorted_p  # mass of the tokens ranked above
-        keep_sorted = before < top_p  # the top token is always kept
-        keep = np.zeros_like(keep_sorted)
-        np.put_along_axis(keep, order, keep_sorted, axis=-1)
-        probs = np.where(keep, probs, 0.0)
-        probs /= probs.sum(axis=-1, keepdims=True)
+    if top_p is not None:
+        probs = top_p_filter(probs, top_p)
     u = rng.random((probs.shape[0], 1))
     return np.minimum((np.cumsum(probs, axis=-1) < u).sum(axis=-1), probs.shape[-1] - 1)
 

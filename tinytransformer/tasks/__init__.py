@@ -7,6 +7,7 @@ function the command line and Python both call with it.
     tagging          ``finetune --task tag``'s default: the BiLSTM-CRF tagger over words, characters and shapes
     translation      ``tinytransformer translate``: the encoder-decoder that writes numbers in words
     inspection       ``tinytransformer inspect``: attention maps, logit lens and attributions of a checkpoint
+    exercises        ``tinytransformer exercises check NN``: the checks of a lesson's exercises on the learner's file
 
 How each is trained is ``tinytransformer.training``'s one loop.
 """
