@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo lessons bench clean
+.PHONY: setup test demo lessons book index bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ bench: $(STAMP)
 lessons: $(STAMP)
 	for f in lessons/[0-9]*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f || exit 1; done
 
+# the course as a web site: every lesson executed as a notebook, then build/book/index.html and a page per lesson
+# (math as MathML: opens offline). Full length by default (about as long as `make lessons`); TINYTRANSFORMER_SHORT=1
+# for the short mode CI runs. Each lesson's time goes to build/book/times.json; `make index` then records it in
+# lessons/times.json and rewrites the table in lessons/README.md.
+book: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) tools/book.py --out build/book
+
+index: $(STAMP)
+	$(PY) tools/course_index.py --record build/book/times.json
+
 # scaling laws in miniature: 12 character-level GPTs on Python's help pages, about 15 minutes on 2 cores;
 # writes benchmarks/results/scaling.json and scaling.png (validation loss against N, D and C, power-law fits)
 .PHONY: scaling
@@ -56,4 +66,4 @@ scaling: $(STAMP)
 	MPLBACKEND=Agg $(PY) benchmarks/scaling.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis lessons/figures
+	rm -rf $(VENV) .pytest_cache .hypothesis lessons/figures build/book
