@@ -249,11 +249,15 @@ except RuntimeError as err:
     assert "retain_graph=True" in str(err)
 
 # %% [markdown]
-# ## What to remember
+# ## What you can do now
 #
-# - Ops on tensors that require gradients build a graph; `backward()` walks it once,
-#   from the loss to the leaves, in reverse topological order.
-# - Each node applies the chain rule with its own local derivative; a node used
-#   twice collects the sum of both gradients.
-# - Broadcasting copies forward and sums backward, so gradients keep their input's shape.
-# - Lesson 02 shows how to check any gradient numerically.
+# - Read the graph that ops on tensors with `requires_grad` build, and know that
+#   `backward()` walks it once, from the loss to the leaves, in reverse topological order.
+# - Apply the chain rule node by node with each node's local derivative, and know that
+#   a node used twice collects the sum of both gradients.
+# - Predict the gradient of a broadcast op: broadcasting copies forward and sums
+#   backward, so a gradient keeps its input's shape.
+# - Use `no_grad`, `detach` and `retain_graph`. (Lesson 02 shows how to check any
+#   gradient numerically.)
+#
+# Exercises: `exercises/01_autograd.py`, checked with `tinytransformer exercises check 01`.

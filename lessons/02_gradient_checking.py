@@ -198,11 +198,14 @@ except TypeError as err:
     assert "float64" in str(err)
 
 # %% [markdown]
-# ## What to remember
+# ## What you can do now
 #
-# - Use central differences: O(ε²) truncation error against O(ε) for forward ones.
-# - Too small an ε drowns in rounding error (~1e-16 / ε); in float64, ε ≈ 1e-6 sits
-#   near the bottom of the V, with errors near 1e-10.
-# - Check in float64, every element of every input, with tight tolerances; use
-#   random directions when inputs are large. Every op and layer in this library is
-#   tested this way, and against PyTorch.
+# - Check a gradient with central differences: O(ε²) truncation error against O(ε)
+#   for forward ones.
+# - Choose the step: too small an ε drowns in rounding error (~1e-16 / ε); in
+#   float64, ε ≈ 1e-6 sits near the bottom of the V, with errors near 1e-10.
+# - Run `tt.gradcheck` in float64, on every element of every input, with tight
+#   tolerances, and in random directions when inputs are large. Every op and layer in
+#   this library is tested this way, and against PyTorch.
+#
+# Exercises: `exercises/02_gradcheck.py`, checked with `tinytransformer exercises check 02`.

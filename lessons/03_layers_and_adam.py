@@ -160,12 +160,38 @@ assert adam_losses[-1] < sgd_losses[-1]  # on this task, in as many steps, Adam 
 # %% [markdown]
 # ## Weight decay: Adam versus AdamW
 #
-# Weight decay pulls every weight towards zero. Adam's original form adds
-# `weight_decay * p` to the gradient, and then Adam divides it by `sqrt(v)` like
-# any gradient, so the pull no longer depends on `weight_decay`. Take a weight
-# with no gradient from the loss at all: under Adam it moves by about `lr` per
-# step, with a tiny or a huge `weight_decay` alike. AdamW (Loshchilov & Hutter
-# 2019) decouples the decay: `p = p - lr * weight_decay * p`, outside the moments.
+# Weight decay pulls every weight towards zero. Adam's original form (L2
+# regularisation) adds `weight_decay * p` to the gradient, and then Adam divides
+# the sum by `sqrt(v)` like any gradient. So the decay's pull is rescaled weight by
+# weight: where the loss's gradient is large, `v` is large and the decay term is a
+# small share of the step, so the weight is barely decayed; where the loss's
+# gradient is small, the decay term dominates and is blown up to a step of about
+# `lr`. The extreme case shows it most clearly: a weight with no gradient from the
+# loss at all moves by about `lr` per step, with a tiny or a huge `weight_decay`
+# alike. AdamW (Loshchilov & Hutter 2019) decouples the decay:
+# `p = p - lr * weight_decay * p`, outside the moments, the same pull for every weight.
+
+
+# %%
+def decay_share(optimizer_class, loss_grad, weight_decay=0.01):
+    """How much further one step moves a weight at p = 2 because of the decay (the step with it minus without)."""
+    moved = []
+    for wd in (weight_decay, 0.0):
+        p = tt.nn.Parameter(np.array([2.0]))
+        p.grad = np.array([loss_grad])
+        optimizer_class([p], lr=0.01, weight_decay=wd).step()
+        moved.append(2.0 - p.data[0])
+    return moved[0] - moved[1]
+
+
+for g in (0.0, 10.0):
+    print(f"loss gradient {g:4}: the decay moves the weight {decay_share(optim.Adam, g):.6f} further under Adam, "
+          f"{decay_share(optim.AdamW, g):.6f} under AdamW")
+assert decay_share(optim.Adam, 0.0) > 10 * decay_share(optim.Adam, 10.0)  # Adam + L2: uneven, by gradient size
+assert np.isclose(decay_share(optim.AdamW, 0.0), decay_share(optim.AdamW, 10.0))  # AdamW: lr * wd * p for both
+
+# %% [markdown]
+# And the weight with no gradient at all, for two values of `weight_decay`:
 
 
 # %%
@@ -210,3 +236,14 @@ ax_lr.set(xlabel="step", ylabel="lr", title="WarmupCosineLR")
 fig.tight_layout()
 fig.savefig(figure_path("03_sgd_vs_adam.png"), dpi=100)
 print("saved", figure_path("03_sgd_vs_adam.png"))
+
+# %% [markdown]
+# ## What you can do now
+#
+# - Write a Linear layer as `x @ W.T + b` and stack two into an MLP.
+# - Write SGD and Adam on plain arrays, then use `optim.SGD`, `optim.Adam` and `optim.AdamW`.
+# - Tell Adam's L2 decay (rescaled per weight by the gradient's size) from AdamW's
+#   decoupled decay (the same pull for every weight).
+# - Schedule the learning rate with a linear warmup and a cosine decay.
+#
+# Exercises: `exercises/03_layers_and_adam.py`, checked with `tinytransformer exercises check 03`.

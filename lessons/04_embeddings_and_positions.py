@@ -62,6 +62,13 @@ print("rows of dL/dW that are not zero:", np.flatnonzero(np.abs(emb.weight.grad)
 # permute the input rows by $\pi$ and the scores, weights and outputs are permuted
 # the same way. Attention is *permutation-equivariant*, $f(x_\pi) = f(x)_\pi$, so
 # "dog bites man" and "man bites dog" give the word "dog" the very same vector.
+#
+# **A black box for now.** This lesson needs attention before the course builds it:
+# the formula above is all you need here. Lesson 05 computes it step by step (the
+# scores, the $\sqrt{d}$, the softmax, and the causal mask that `is_causal=True`
+# applies below: position $t$ may only look at positions $\le t$); lesson 06 opens
+# `nn.MultiheadAttention`, several such attentions side by side, and checks it by
+# hand. Until then, treat both as "the formula above, with learned $W_q, W_k, W_v$".
 
 # %%
 vocab = {"dog": 0, "bites": 1, "man": 2}
@@ -140,7 +147,9 @@ fig.savefig(figure_path("04_sinusoidal_positions.png"), dpi=100)
 # as small noise, $N(0, 0.02^2)$, so whatever structure it ends with, training put
 # there. A task that needs order: at each position, output the *previous* token.
 # One causal attention head must find the key one step back; without positions
-# it can only tell keys apart by their content.
+# it can only tell keys apart by their content. (`F.attention_weights` is the
+# softmax of the scaled scores, the weights of the formula above; `is_causal=True`
+# hides the later positions. Both are lesson 05's.)
 
 
 # %%
@@ -284,3 +293,14 @@ axes[2].set(xlabel="key position n", ylabel="query position m", title="added pos
 fig.tight_layout()
 fig.savefig(figure_path("04_rope.png"), dpi=100)
 print("saved", figure_path("04_rope.png"))
+
+# %% [markdown]
+# ## What you can do now
+#
+# - Explain an embedding as a lookup, the same as a one-hot vector times a matrix, and
+#   predict its gradient (a scatter-add into the rows of the tokens seen).
+# - Show that attention without positions cannot tell one word order from another.
+# - Build sinusoidal, learned and rotary positions, and say which depend only on the
+#   offset between two positions.
+#
+# Exercises: `exercises/04_positions.py`, checked with `tinytransformer exercises check 04`.

@@ -246,8 +246,8 @@ assert 0 < learned_by["dot"] < learned_by["additive"]
 # Both solve the task, with about the same number of parameters
 # ($2 d^2 = 512$ for $W_q, W_k$ against $2 d h + h = 528$). Here the dot product
 # gets there first: comparing a query with a key is a product, which it has
-# built in and the MLP must learn to approximate from sums and a $	anh$. It also
-# costs less: one $(L, d) 	imes (d, S)$ matrix product, where additive attention
+# built in and the MLP must learn to approximate from sums and a $\tanh$. It also
+# costs less: one $(L, d) \times (d, S)$ matrix product, where additive attention
 # fills an $(L, S, h)$ tensor before scoring. That, and how well it runs on
 # matrix hardware, is why Transformers use it.
 
@@ -264,3 +264,16 @@ for ax, (score, (*_first, weights, slot)) in zip(axes[1:], results.items()):
 fig.tight_layout()
 fig.savefig(figure_path("05_additive_vs_dot.png"), dpi=100)
 print("saved", figure_path("05_additive_vs_dot.png"))
+
+# %% [markdown]
+# ## What you can do now
+#
+# - Compute scaled dot-product attention by hand on arrays: scores, scale, mask,
+#   a softmax that cannot overflow, the weighted sum of the values.
+# - Explain the $1/\sqrt{d}$: it keeps the scores' variance at 1, so the softmax
+#   neither saturates nor loses its gradient as $d$ grows.
+# - Build causal and padding masks, and show that the real tokens ignore what the
+#   padding holds.
+# - Compare dot-product with additive (Bahdanau) attention.
+#
+# Exercises: `exercises/05_attention.py`, checked with `tinytransformer exercises check 05`.

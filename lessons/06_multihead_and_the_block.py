@@ -144,8 +144,65 @@ assert abs(accuracies["seed model"] - 0.5) < 0.01
 #    values; turning "my number and my neighbour's" into "are they in order" is
 #    the MLP's job. The *residual* $x + \dots$ lets each sub-layer add to its
 #    input instead of replacing it, and gives the gradient a direct path down.
-#    *LayerNorm* keeps each sub-layer's input at a fixed scale.
+#    The vector $x$ that flows from block to block, which every sub-layer reads
+#    (through a LayerNorm) and adds its output to, is called the **residual
+#    stream**. *LayerNorm* keeps each sub-layer's input at a fixed scale (next
+#    section).
 # 3. **Depth.** Two blocks: the second can build on what the first found.
+#
+# ## LayerNorm, by hand
+#
+# LayerNorm (Ba, Kiros & Hinton 2016) normalises each position's vector of $C$
+# numbers on its own, over the feature axis (not over the batch, as BatchNorm does):
+#
+# $$\mu = \frac{1}{C}\sum_i x_i, \qquad \sigma^2 = \frac{1}{C}\sum_i (x_i - \mu)^2, \qquad
+# y = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} \odot w + b .$$
+#
+# After the division each vector has mean 0 and variance 1, whatever scale it came
+# in at; the learned gain $w$ (ones at the start) and bias $b$ (zeros) let the model
+# choose another scale and shift per feature. $\epsilon$ ($10^{-5}$, PyTorch's
+# default) keeps the division finite for a vector whose entries are all equal. The
+# variance divides by $C$, not $C - 1$. Lesson 10 shows its backward pass, derived by hand.
+
+# %%
+ln = nn.LayerNorm(E, dtype=np.float64)
+ln.weight.data[...] = np.random.default_rng(2).standard_normal(E)  # ones and zeros at init: make them count
+ln.bias.data[...] = np.random.default_rng(3).standard_normal(E)
+h = 5.0 + 3.0 * np.random.default_rng(4).standard_normal((2, T_DEMO, E))  # (B, T, E), far from mean 0, variance 1
+mu = h.mean(axis=-1, keepdims=True)  # (B, T, 1): one mean per position
+var = ((h - mu) ** 2).mean(axis=-1, keepdims=True)  # (B, T, 1): divide by E, not E - 1
+h_hat = (h - mu) / np.sqrt(var + ln.eps)  # (B, T, E): mean 0, variance 1 per position
+by_hand = h_hat * ln.weight.data + ln.bias.data  # (B, T, E)
+assert np.allclose(ln(tt.Tensor(h)).data, by_hand, rtol=1e-12, atol=1e-12)
+assert np.allclose(h_hat.mean(axis=-1), 0, atol=1e-12) and np.allclose(h_hat.var(axis=-1), 1, atol=1e-4)
+print(f"eps = {ln.eps:g}; a position's mean and variance before: {mu[0, 0, 0]:.2f}, {var[0, 0, 0]:.2f}; "
+      f"after normalising: {h_hat[0, 0].mean():.1e}, {h_hat[0, 0].var():.4f}")
+
+# %% [markdown]
+# The variance after normalising is $\sigma^2 / (\sigma^2 + \epsilon)$, a hair under 1.
+#
+# ## Dropout
+#
+# The block can also hold **dropout** (Srivastava et al. 2014; `nn.Dropout(p)`), a
+# regulariser: while training, each number is zeroed with probability $p$ and the
+# survivors are multiplied by $1/(1-p)$, so the expected value is unchanged; in
+# evaluation (`model.eval()`) it does nothing. The model cannot rely on any one
+# feature. GPT-2 used $p = 0.1$; the small GPTs of this course train without it
+# ($p = 0$, as nanoGPT's small CPU configuration does).
+
+# %%
+drop = nn.Dropout(0.25)
+ones = tt.Tensor(np.ones((1000, 100)))
+tt.manual_seed(0)
+dropped = drop(ones).data  # training mode: zeros and 1 / 0.75
+assert set(np.unique(dropped)) == {0.0, 1 / 0.75} and abs((dropped == 0).mean() - 0.25) < 0.01
+assert abs(dropped.mean() - 1) < 0.01  # the expected value is kept
+drop.eval()
+assert (drop(ones).data == 1).all()  # evaluation: the identity
+print(f"dropout p = 0.25: {(dropped == 0).mean():.1%} zeroed, mean {dropped.mean():.3f}")
+
+# %% [markdown]
+# ## The full block against the seed model
 #
 # We train the seed model with positions added (the one change it needs to see
 # order at all), and an encoder of two Transformer blocks (`causal=False`: every
@@ -284,6 +341,22 @@ print("saved", figure_path("06_pre_vs_post_ln.png"))
 # (more than twofold from 1 to 32 blocks, and largest next to the output), while
 # pre-LN's stay within 25% of the one-block value at every depth. A learning
 # rate that suits a shallow post-LN model is then too large for the first steps
-# of a deep one, hence the warm-up; pre-LN does not need it, which is why GPT-2
-# and its successors put the LayerNorm first (and add one more at the very end,
-# `ln_f`).
+# of a deep one, hence the warm-up. Pre-LN is much less sensitive to it: Xiong et
+# al. trained pre-LN models without warm-up, and that stability is why GPT-2 and its
+# successors put the LayerNorm first (and add one more at the very end, `ln_f`).
+# Less sensitive is not immune: Adam's own first steps rest on poor estimates of
+# the gradient's variance (lesson 03), so GPTs, this course's pre-LN GPT in lesson
+# 08 included, still warm up for a short while; it is cheap insurance, not a
+# necessity as it is for deep post-LN stacks.
+#
+# ## What you can do now
+#
+# - Compute multi-head attention by hand from `in_proj_weight` and check it against
+#   `nn.MultiheadAttention`.
+# - Write LayerNorm from its mean, variance, `eps`, gain and bias, and say what
+#   dropout does in training and in evaluation.
+# - Assemble a pre-LN Transformer block (residual stream, attention, MLP) and show
+#   what each part adds on a task where order matters.
+# - Measure why deep stacks put the LayerNorm before each sub-layer.
+#
+# Exercises: `exercises/06_block.py`, checked with `tinytransformer exercises check 06`.

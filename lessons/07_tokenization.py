@@ -151,3 +151,13 @@ assert per_char["training text"][-1] <= per_char["held-out text"][-1]
 at_1024 = per_char["held-out text"][vocab_sizes.index(1024)]
 print(f"a block of 256 tokens holds about {256 / at_1024:.0f} characters at V = 1024, 256 with characters")
 assert 1 / at_1024 > 2.5
+
+# %% [markdown]
+# ## What you can do now
+#
+# - Tokenize text by characters, by bytes, and with a byte-level BPE you trained yourself.
+# - Trace BPE's merges: count the adjacent pairs, merge the most frequent, repeat.
+# - Trade the vocabulary size against the sequence length, and see why merges fitted
+#   to one text compress it better than text they never saw.
+#
+# Exercises: `exercises/07_bpe.py`, checked with `tinytransformer exercises check 07`.

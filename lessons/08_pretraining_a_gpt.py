@@ -21,6 +21,7 @@
 # A Transformer earns its keep by going below the bigram line, using the whole window.
 
 # %%
+import copy
 import math
 import time
 
@@ -32,6 +33,8 @@ import tinytransformer as tt
 from tinytransformer.data import CharTokenizer, data_dir, load_corpus, random_windows, train_val_split
 from tinytransformer.generation import generate
 from tinytransformer.models.gpt import GPT, GPTConfig
+from tinytransformer.optim import AdamW, clip_grad_norm_
+from tinytransformer.optim.lr_scheduler import WarmupCosineLR
 from tinytransformer.training import TrainConfig, Trainer
 
 # %% [markdown]
@@ -71,14 +74,17 @@ assert (x[:, 1:] == y[:, :-1]).all()
 # %% [markdown]
 # ## The three reference lines
 #
-# The bigram table counts how often token `j` follows token `i` in the training text
-# (plus one, so no pair has probability zero), and its loss is measured on the
-# validation text like the model's.
+# The unigram table counts how often each token occurs in the training text, the
+# bigram table how often token `j` follows token `i` there (each count plus one, so
+# nothing has probability zero). Both are then scored like the model: the
+# cross-entropy of the *validation* text under the table, so the three lines and the
+# model's validation loss all answer the same question on the same text.
 
 # %%
 uniform_loss = math.log(V)
 freq = np.bincount(train_ids, minlength=V) + 1.0
-unigram_loss = float(-(freq / freq.sum() * np.log(freq / freq.sum())).sum())
+unigram = freq / freq.sum()  # P(token), from the training text
+unigram_loss = float(-np.log(unigram[val_ids]).mean())  # its cross-entropy on the validation text
 counts = np.ones((V, V))
 np.add.at(counts, (train_ids[:-1], train_ids[1:]), 1)  # counts[i, j]: how often j follows i
 bigram = counts / counts.sum(axis=1, keepdims=True)  # P(next = j | previous = i)
@@ -100,8 +106,9 @@ assert bigram_loss < unigram_loss < uniform_loss
 # probability 1/V: the first loss should be within a few percent of `ln V`. If it is
 # not, the initialisation (or the loss) is broken: the cheapest bug check there is.
 # (It can land a little *below* `ln V`: the output layer shares its weights with the
-# token embedding, so at the start the model slightly favours repeating the current
-# token, which pays off on text with runs of spaces or `*`.)
+# token embedding, *weight tying*, opened up in the next section, so at the start the
+# model slightly favours repeating the current token, which pays off on text with
+# runs of spaces or `*`.)
 
 # %%
 if SHORT:
@@ -120,13 +127,139 @@ print(f"loss before training: {initial.item():.4f}, ln V = {uniform_loss:.4f}")
 assert abs(initial.item() - uniform_loss) < 0.05 * uniform_loss
 
 # %% [markdown]
+# ## Inside `GPT(config)`: the forward pass by hand
+#
+# `GPT` is nothing but the parts of lessons 04-06, stacked (`tinytransformer/models/gpt.py`):
+#
+# 1. **Embeddings.** `wte` (V, C) holds a vector per token, `wpe` (block_size, C) a
+#    learned vector per position (lesson 04); their sum enters the residual stream.
+# 2. **`n_layer` pre-LN blocks** (lesson 06): `x = x + attn(ln_1(x))` with causal
+#    multi-head attention, then `x = x + mlp(ln_2(x))` with a GELU MLP of width 4C.
+# 3. **`ln_f`**, one last LayerNorm on the residual stream.
+# 4. **`lm_head`**, a Linear layer C -> V without bias that gives each position's
+#    logits for the next token. Its weight *is* `wte.weight`, the same array (weight
+#    tying, Press & Wolf 2017): the score of token `v` is the dot product of the
+#    final vector with `v`'s own embedding. It saves V x C parameters, and a token's
+#    input and output meanings learn from each other.
+#
+# One more detail is in the initialisation: every weight is drawn from N(0, 0.02),
+# except the two projections that write into the residual stream in each block
+# (`attn.c_proj` and `mlp.c_proj`), drawn with a standard deviation divided by
+# `sqrt(2 n_layer)`. The stream adds `2 n_layer` such outputs, so the variance of
+# their sum no longer grows with depth (GPT-2's scheme).
+#
+# Below, the forward pass is written with NumPy alone, reading the model's own
+# parameters from its `state_dict` (GPT-2's names), on a float64 copy of the model
+# so the comparison can be tight: the logits must match `model(x)` to 1e-10, and the
+# loss too.
+
+# %%
+tied = model.lm_head.weight is model.transformer["wte"].weight
+print(f"lm_head.weight is wte.weight: {tied}")
+assert tied
+
+def weight_std(suffix):
+    """The standard deviation of all the weights whose names end in ``suffix``, pooled over the blocks."""
+    return np.concatenate([p.data.ravel() for n, p in model.named_parameters() if n.endswith(suffix)]).std()
+
+
+residual_std = 0.02 / math.sqrt(2 * model_config.n_layer)
+print(f"weight std: c_attn {weight_std('c_attn.weight'):.4f} (0.02), c_fc {weight_std('c_fc.weight'):.4f} (0.02), "
+      f"c_proj {weight_std('c_proj.weight'):.4f} (0.02 / sqrt(2 n_layer) = {residual_std:.4f})")
+assert abs(weight_std("c_proj.weight") / residual_std - 1) < 0.05
+assert abs(weight_std("c_fc.weight") / 0.02 - 1) < 0.05
+
+
+def layer_norm(x, weight, bias, eps):
+    mu = x.mean(axis=-1, keepdims=True)  # (B, T, 1)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)  # (B, T, 1)
+    return (x - mu) / np.sqrt(var + eps) * weight + bias  # (B, T, C)
+
+
+def gelu(x):
+    return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))  # x Phi(x), exact
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def gpt_forward_by_hand(params, idx, config):
+    """The logits (B, T, V) of a GPT from its parameters (name -> array), NumPy only."""
+    B, T = idx.shape
+    C, nh, eps = config.n_embd, config.n_head, config.layer_norm_eps
+    hs = C // nh  # head size
+    x = params["transformer.wte.weight"][idx] + params["transformer.wpe.weight"][:T]  # (B, T, C)
+    causal = np.tril(np.ones((T, T), dtype=bool))  # (T, T): query t sees keys <= t
+    for i in range(config.n_layer):
+        prefix = f"transformer.h.{i}."
+        p = {name[len(prefix):]: a for name, a in params.items() if name.startswith(prefix)}  # block i's parameters
+        h = layer_norm(x, p["ln_1.weight"], p["ln_1.bias"], eps)  # (B, T, C)
+        qkv = h @ p["attn.c_attn.weight"].T + p["attn.c_attn.bias"]  # (B, T, 3C)
+        q, k, v = (a.reshape(B, T, nh, hs).transpose(0, 2, 1, 3) for a in np.split(qkv, 3, axis=-1))  # (B, nh, T, hs)
+        scores = np.where(causal, q @ k.transpose(0, 1, 3, 2) / math.sqrt(hs), -np.inf)  # (B, nh, T, T)
+        heads = softmax(scores) @ v  # (B, nh, T, hs)
+        y = heads.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C): the heads side by side
+        x = x + y @ p["attn.c_proj.weight"].T + p["attn.c_proj.bias"]  # the residual stream, (B, T, C)
+        h = layer_norm(x, p["ln_2.weight"], p["ln_2.bias"], eps)  # (B, T, C)
+        h = gelu(h @ p["mlp.c_fc.weight"].T + p["mlp.c_fc.bias"])  # (B, T, 4C)
+        x = x + h @ p["mlp.c_proj.weight"].T + p["mlp.c_proj.bias"]  # (B, T, C)
+    x = layer_norm(x, params["transformer.ln_f.weight"], params["transformer.ln_f.bias"], eps)  # (B, T, C)
+    return x @ params["transformer.wte.weight"].T  # (B, T, V): lm_head is wte (tied)
+
+
+twin = copy.deepcopy(model).double()  # the same weights in float64
+xb, yb = random_windows(val_ids, model_config.block_size, 4, np.random.default_rng(2))  # (4, T) each
+logits_by_hand = gpt_forward_by_hand(twin.state_dict(), xb, model_config)  # (4, T, V)
+log_probs = logits_by_hand - np.log(np.exp(logits_by_hand).sum(axis=-1, keepdims=True))  # log-softmax
+loss_by_hand = -np.take_along_axis(log_probs, yb[..., None], axis=-1).mean()  # cross-entropy of the true next tokens
+with tt.no_grad():
+    logits_model, loss_model = twin(xb, yb)
+gap = np.abs(logits_by_hand - logits_model.data).max()
+print(f"largest |by hand - model(x)| over {logits_by_hand.size:,} logits: {gap:.1e}; "
+      f"loss {loss_by_hand:.6f} by hand, {loss_model.item():.6f} from the model")
+assert gap < 1e-10 and abs(loss_by_hand - loss_model.item()) < 1e-10
+
+# %% [markdown]
+# ## The training loop, written out
+#
+# Training is ten lines: draw a batch, run the model to get the loss, clear the old
+# gradients, backpropagate, clip the gradients' total norm (one bad batch cannot
+# throw the weights far), let AdamW step (lesson 03), and move the learning rate
+# along its warmup-then-cosine schedule. `Trainer` runs exactly these lines (its
+# `train_step`, in `tinytransformer/training/trainer.py`), and adds evaluations,
+# a progress bar and checkpoints around them. Started from the same weights (the
+# same seed) and drawing the batches from a generator seeded as `Trainer` seeds its
+# own, the loop below must give the very losses `Trainer` logs for its first steps.
+
+# %%
+N_BY_HAND = 5
+tt.manual_seed(train_config.seed)
+looped = GPT(model_config)  # the same seed, so the same initial weights as `model`
+assert all(np.array_equal(a, b) for a, b in zip(looped.state_dict().values(), model.state_dict().values()))
+c = train_config
+optimizer = AdamW(looped.optimizer_groups(c.weight_decay), lr=c.lr, betas=c.betas, weight_decay=c.weight_decay)
+scheduler = WarmupCosineLR(optimizer, c.warmup_iters, c.lr_decay_iters, c.min_lr_ratio)
+batch_rng = np.random.default_rng(c.seed)  # the generator Trainer draws its batches from
+losses_by_hand = []
+for _ in range(N_BY_HAND):
+    xb, yb = random_windows(train_ids, model_config.block_size, c.batch_size, batch_rng)  # (B, T) each
+    _, loss = looped(xb, yb)  # forward and loss
+    optimizer.zero_grad()
+    loss.backward()  # gradients of every parameter
+    clip_grad_norm_(looped.parameters(), c.grad_clip)  # total gradient norm at most grad_clip
+    optimizer.step()  # AdamW
+    scheduler.step()  # the learning rate for the next step
+    losses_by_hand.append(loss.item())
+print("the loop's first losses:", np.round(losses_by_hand, 4))
+
+# %% [markdown]
 # ## Training, with samples as it goes
 #
-# `Trainer` runs the loop (see `tinytransformer/training/trainer.py`): a batch, the
-# loss, `backward`, clip, an AdamW step, the next learning rate. Every
-# `eval_interval` steps it measures the loss on fixed training and validation
-# batches; at each of those moments we also let the model write a few lines, to see
-# what it has learnt so far.
+# Now `Trainer` runs the same loop for all the steps. Every `eval_interval` steps it
+# measures the loss on fixed training and validation batches; at each of those
+# moments we also let the model write a few lines, to see what it has learnt so far.
 
 # %%
 samples = {}
@@ -143,6 +276,10 @@ start = time.perf_counter()
 history = trainer.train(progress=not SHORT, on_eval=write_a_sample)
 seconds = time.perf_counter() - start
 print(f"{trainer.step} steps in {seconds:.0f} s ({trainer.step * trainer.tokens_per_step / seconds:,.0f} tokens/s)")
+first_steps = history["train_loss"][:N_BY_HAND]
+print(f"Trainer's first losses: {np.round(first_steps, 4)}; the loop by hand gave the same "
+      f"(largest difference {np.abs(np.subtract(first_steps, losses_by_hand)).max():.1e})")
+assert np.allclose(first_steps, losses_by_hand, rtol=1e-6, atol=0)  # bit for bit on one thread
 for step, sample in samples.items():
     print(f"--- after {step} steps (val loss {history['val_loss'][history['eval_step'].index(step)]:.3f}) ---")
     print(sample)
@@ -195,3 +332,12 @@ if not SHORT:
 #
 # Lesson 09 is about that last command: how the next token is chosen, and how a KV
 # cache makes each new token cheap.
+#
+# ## What you can do now
+#
+# - Write a GPT's forward pass from its parameters: token and position embeddings,
+#   pre-LN blocks on the residual stream, `ln_f`, and the tied `lm_head`.
+# - Write the training loop (batch, loss, zero_grad, backward, clip, AdamW, schedule)
+#   and recognise it inside `Trainer`.
+# - Pretrain a GPT on a corpus, and check its first loss against `ln V`.
+# - Judge a validation loss against the uniform, unigram and bigram baselines.

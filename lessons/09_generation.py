@@ -156,28 +156,46 @@ assert (generate(model, prompt, n_new, seed=0) == texts["temperature 1"]).all(),
 #
 # Learned position embeddings stop at `block_size`: once the context is full, the
 # window must slide, every position shifts, and the cache is refilled from scratch.
-# So we time the generation of a full context's worth of tokens, on a model with a
-# longer context (an untrained one: speed does not depend on the weights).
+# So we generate a full context's worth of tokens, on a model with a longer context
+# (an untrained one: the work does not depend on the weights), and count the
+# positions the model processes: a subclass of `GPT` whose `infer` (what `generate`
+# calls for each new token) adds up the lengths it is given. The count is exact and
+# the same on any machine; the time it saves depends on the machine and on what else
+# runs on it, so the time is printed, not asserted.
+
 
 # %%
-long_model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=steps(256, 64), n_layer=4, n_head=4,
-                           n_embd=128))
+class CountingGPT(GPT):
+    """A GPT that counts the positions its ``infer`` processes."""
+
+    positions = 0
+
+    def infer(self, idx, caches=None):
+        self.positions += idx.shape[1]  # (B, T): T positions in this call
+        return super().infer(idx, caches)
+
+
+long_model = CountingGPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=steps(256, 64), n_layer=4, n_head=4,
+                                   n_embd=128))
 n_tokens = long_model.config.block_size - 1
 start_ids = prompt[:, :1]  # (1, 1)
-timings = {}
+runs = {}
 for use_cache in (True, False):
+    long_model.positions = 0
     start = time.perf_counter()
     out = generate(long_model, start_ids, n_tokens, temperature=0.8, seed=0, use_cache=use_cache)
-    timings[use_cache] = (time.perf_counter() - start, out)
-(cached_s, cached), (plain_s, plain) = timings[True], timings[False]
-speedup = plain_s / cached_s
-print(f"{n_tokens} tokens: {plain_s:.2f} s without the cache, {cached_s:.2f} s with it: {speedup:.1f}x faster")
-assert (cached == plain).all(), "the cache must not change a single token"
+    runs[use_cache] = {"seconds": time.perf_counter() - start, "tokens": out, "positions": long_model.positions}
+cached, plain = runs[True], runs[False]
+print(f"{n_tokens} tokens: {plain['positions']:,} positions processed without the cache, {cached['positions']:,} "
+      f"with it ({plain['positions'] / cached['positions']:.1f}x less work)")
+print(f"measured here: {plain['seconds']:.2f} s without the cache, {cached['seconds']:.2f} s with it "
+      f"({plain['seconds'] / cached['seconds']:.1f}x faster on this machine, now)")
+assert (cached["tokens"] == plain["tokens"]).all(), "the cache must not change a single token"
+assert cached["positions"] == n_tokens  # one position per new token
+assert plain["positions"] == n_tokens * (n_tokens + 1) // 2  # 1 + 2 + ... + n: the whole context every time
 for net in (model, long_model):  # greedy too, and on the trained model
     assert (generate(net, prompt, 30, temperature=0, use_cache=True)
             == generate(net, prompt, 30, temperature=0, use_cache=False)).all()
-if not SHORT:
-    assert speedup > 2, "with a 256-token context the cache should pay off clearly"
 
 # %% [markdown]
 # The cost of each new token, with and without the cache, as the context grows:
@@ -198,3 +216,19 @@ ax.legend()
 ax.grid(alpha=0.3)
 fig.tight_layout()
 fig.savefig(figure_path("09_kv_cache.png"), dpi=110)
+
+# %% [markdown]
+# The positions processed are the work that scales with the context: the matrix
+# products of every layer run once per position. What the cache does not remove is
+# attention's own cost, the new query against all the cached keys, which still grows
+# with the context; at these sizes the per-position products dominate.
+#
+# ## What you can do now
+#
+# - Turn logits into a next token greedily, with temperature, top-k or top-p, and say
+#   what each does to the distribution.
+# - Make sampling repeatable with a seed, and know why greedy decoding needs none.
+# - Explain the KV cache: which keys and values can be kept, why the tokens do not
+#   change, and why it turns O(n^2) positions into O(n).
+#
+# Exercises: `exercises/09_sampling.py`, checked with `tinytransformer exercises check 09`.

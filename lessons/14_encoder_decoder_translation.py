@@ -11,16 +11,20 @@
 # numbers longer than any it was trained on.
 
 # %%
+import copy
 import json
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from course import SHORT, figure_path, steps
 
+import tinytransformer as tt
 from tinytransformer.generation import beam_search, greedy_decode, model_step
 from tinytransformer.kernels import set_num_threads
 from tinytransformer.models import Seq2SeqTransformer
+from tinytransformer.nn import functional as F
 from tinytransformer.tasks.translation import (
     TranslateConfig, decode_ids, evaluate_translator, train_translator, translate,
 )
@@ -49,6 +53,91 @@ print(f"{model.num_parameters():,} parameters; the first decoder layer's:")
 print("\n".join(n for n in names if ".decoder.layers.0." in n))
 assert "transformer.decoder.layers.0.multihead_attn.in_proj_weight" in names  # cross-attention, PyTorch's name
 assert "transformer.encoder.norm.weight" in names and "transformer.decoder.layers.0.norm3.weight" in names
+
+# %% [markdown]
+# ## The forward pass by hand
+#
+# As lesson 08 did for the GPT, here is the whole model in NumPy, reading its own
+# parameters by name. Every part is one the course has built: embeddings and
+# sinusoidal positions (04), multi-head attention from `in_proj_weight` (06, with the
+# masks of 05), LayerNorm and the pre-LN residual wiring (06; `norm_first=True`, so
+# each sub-layer reads `norm_i(x)` and adds its output to `x`), the MLP with a ReLU.
+# Two things are new: the decoder's second sub-layer attends with queries from the
+# target and keys and values from the encoder's output (the *memory*), with the
+# source's padding hidden; and the logits come from a `generator` of their own, not
+# tied to an embedding. Three sentence pairs of different lengths, padded, on a
+# float64 copy of the model: the logits must match `model(src, tgt_in)` to 1e-10.
+
+# %%
+mc = model.config
+
+
+def layer_norm(x, P, name, eps=1e-5):
+    mu = x.mean(axis=-1, keepdims=True)  # (B, T, 1)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)  # (B, T, 1)
+    return (x - mu) / np.sqrt(var + eps) * P[f"{name}.weight"] + P[f"{name}.bias"]  # (B, T, d)
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attend(P, name, queries, memory, keep):
+    """Multi-head attention ``name`` (lesson 06): queries (B, L, d) read memory (B, S, d); keep (B, L, S), True = may."""
+    (B, L, d), S, nh = queries.shape, memory.shape[1], mc.nhead
+    hs = d // nh
+    W_q, W_k, W_v = np.split(P[f"{name}.in_proj_weight"], 3)  # (d, d) each
+    b_q, b_k, b_v = np.split(P[f"{name}.in_proj_bias"], 3)  # (d,) each
+    q = (queries @ W_q.T + b_q).reshape(B, L, nh, hs).transpose(0, 2, 1, 3)  # (B, nh, L, hs)
+    k = (memory @ W_k.T + b_k).reshape(B, S, nh, hs).transpose(0, 2, 1, 3)  # (B, nh, S, hs)
+    v = (memory @ W_v.T + b_v).reshape(B, S, nh, hs).transpose(0, 2, 1, 3)  # (B, nh, S, hs)
+    scores = np.where(keep[:, None], q @ k.transpose(0, 1, 3, 2) / math.sqrt(hs), -np.inf)  # (B, nh, L, S)
+    heads = (softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(B, L, d)  # (B, L, d): the heads side by side
+    return heads @ P[f"{name}.out_proj.weight"].T + P[f"{name}.out_proj.bias"]  # (B, L, d)
+
+
+def feed_forward(P, layer, x):
+    h = np.maximum(0, x @ P[f"{layer}.linear1.weight"].T + P[f"{layer}.linear1.bias"])  # (B, T, ff): ReLU
+    return h @ P[f"{layer}.linear2.weight"].T + P[f"{layer}.linear2.bias"]  # (B, T, d)
+
+
+def seq2seq_forward_by_hand(P, positions, src, tgt_in):
+    """Logits (B, T, V_tgt) of the encoder-decoder from its parameters (name -> array) and its table of
+    sinusoidal positions (max_len, d), NumPy only."""
+    (B, S), T, d = src.shape, tgt_in.shape[1], mc.d_model
+    source_keys = np.broadcast_to((src != mc.pad_id)[:, None, :], (B, S, S))  # (B, S, S): real source tokens
+    x = P["src_tok_emb.weight"][src] * math.sqrt(d) + positions[:S]  # (B, S, d)
+    for i in range(mc.num_encoder_layers):
+        layer = f"transformer.encoder.layers.{i}"
+        x = x + attend(P, f"{layer}.self_attn", layer_norm(x, P, f"{layer}.norm1"),
+                       layer_norm(x, P, f"{layer}.norm1"), source_keys)  # every real source token sees every other
+        x = x + feed_forward(P, layer, layer_norm(x, P, f"{layer}.norm2"))  # (B, S, d)
+    memory = layer_norm(x, P, "transformer.encoder.norm")  # (B, S, d): what the decoder reads
+    causal = np.broadcast_to(np.tril(np.ones((T, T), dtype=bool)), (B, T, T))  # (B, T, T)
+    to_source = np.broadcast_to((src != mc.pad_id)[:, None, :], (B, T, S))  # (B, T, S)
+    y = P["tgt_tok_emb.weight"][tgt_in] * math.sqrt(d) + positions[:T]  # (B, T, d)
+    for i in range(mc.num_decoder_layers):
+        layer = f"transformer.decoder.layers.{i}"
+        h = layer_norm(y, P, f"{layer}.norm1")
+        y = y + attend(P, f"{layer}.self_attn", h, h, causal)  # the target so far
+        y = y + attend(P, f"{layer}.multihead_attn", layer_norm(y, P, f"{layer}.norm2"), memory, to_source)  # cross
+        y = y + feed_forward(P, layer, layer_norm(y, P, f"{layer}.norm3"))  # (B, T, d)
+    y = layer_norm(y, P, "transformer.decoder.norm")  # (B, T, d)
+    return y @ P["generator.weight"].T + P["generator.bias"]  # (B, T, V_tgt)
+
+
+twin = copy.deepcopy(model).double().eval()
+src, tgt_in, tgt_out = task.batch([7, 4213, 970_021])  # (3, S), (3, T), (3, T), padded with 0
+table = twin.positions.pe.data  # (max_len, d): the model's own table, built by F.sinusoidal_positions
+assert np.array_equal(table, F.sinusoidal_positions(mc.max_len, mc.d_model))  # (computed in float32, as the model did)
+by_hand = seq2seq_forward_by_hand(twin.state_dict(), table, src, tgt_in)  # (3, T, V)
+with tt.no_grad():
+    logits, _ = twin(src, tgt_in)
+gap = np.abs(by_hand - logits.data).max()
+print(f"sources padded to {src.shape[1]}, targets to {tgt_in.shape[1]}; largest |by hand - model| over "
+      f"{by_hand.size:,} logits: {gap:.1e}")
+assert gap < 1e-10
 
 # %% [markdown]
 # ## The data
@@ -222,3 +311,13 @@ if benchmark.is_file():
     for positional, r in json.loads(benchmark.read_text())["positionals"].items():
         print(f"{positional:11s} {r['short']['exact_match']:9.1%} {r['long']['exact_match']:14.1%} "
               f"{r['long'].get('last_group', float('nan')):16.1%}")
+
+# %% [markdown]
+# ## What you can do now
+#
+# - Write an encoder-decoder Transformer's forward pass from its parameters:
+#   bidirectional encoder, causal decoder, cross-attention to the memory.
+# - Train one to translate, with label smoothing, on data that guarantees an unseen
+#   test set.
+# - Read cross-attention maps, and decode greedily or with a beam (and say when they differ).
+# - Say which positional encodings extrapolate to longer inputs, and why.

@@ -243,10 +243,18 @@ assert tokens_per_param[0] > 20 > tokens_per_param[-1]  # the smallest past Chin
 
 # %% [markdown]
 # So the small models here are trained far past 20 tokens per parameter, the big ones
-# short of it: at our budget the bigger models are still learning when we stop, which
-# is the regime where more parameters pay most.
+# short of it: at our budget the bigger models are still learning when we stop. They
+# are held back by data, not by their size, which is why the size curve bends flat on
+# the right and its fitted exponent comes out small (the section on the exponent
+# above). That is Chinchilla's point in miniature: at a fixed number of tokens, more
+# parameters pay less and less; to get what a bigger model can give, it needs more
+# data too.
 #
-# **What you can do now:** measure a scaling curve for any model family (same data,
-# same budget, sizes spread over a decade or more), fit its exponent on log-log axes,
-# test the fit by extrapolating to a size it has not seen, and reason about how to
-# spend a compute budget between parameters and data.
+# ## What you can do now
+#
+# - Count a model's training compute as `6 N D`, and check the count against the
+#   matrix products of one block.
+# - Measure a scaling curve for any model family (same data, same budget, sizes spread
+#   over a decade or more) and fit its exponent on log-log axes.
+# - Test a fitted law by extrapolating to a size it has not seen.
+# - Reason about how to spend a compute budget between parameters and data.

@@ -108,14 +108,23 @@ assert to_source.max() > 0.5, "some head must look K positions back"
 #
 # Apply the final LayerNorm and the output layer to the residual stream after each
 # block. Row 0 reads the embeddings alone (at best a bigram guess); the last row is
-# the model's own output, exactly.
+# the model's own output, exactly. Each cell shows that layer's top guess, coloured
+# by the probability the layer gives the token that *really* came next (colouring by
+# the top guess's own probability would paint a confident wrong guess as dark as a
+# right one). In the first half nothing can be predicted, so every row is pale there.
 
 # %%
 lens = logit_lens(copier, sample)  # (n_layer + 1, T, V + 1)
 with tt.no_grad():
     own, _ = copier(sample[None], np.zeros((1, 2 * K), dtype=np.int64))
 assert np.allclose(lens[-1], own.data[0], atol=1e-5), "the last layer of the lens is the model's output"
-plot_logit_lens(lens, show(sample), SYMBOLS, figure_path("16_logit_lens.png"), title="the copier, layer by layer")
+plot_logit_lens(lens, show(sample), SYMBOLS, figure_path("16_logit_lens.png"), title="the copier, layer by layer",
+                next_ids=sample[1:])
+lens_probs = np.exp(lens - lens.max(-1, keepdims=True))
+lens_probs /= lens_probs.sum(-1, keepdims=True)  # (n_layer + 1, T, V)
+p_true = lens_probs[:, np.arange(K, 2 * K - 1), sample[K + 1:]]  # (n_layer + 1, K - 1): the second half
+print("mean p(true next token) in the second half, by row (embeddings, block 0, block 1):", p_true.mean(1).round(2))
+assert p_true.mean(1)[0] < 0.3 < 0.9 < p_true.mean(1)[-1]
 lens_accuracy = []
 for layer in range(lens.shape[0]):
     guesses = np.stack([logit_lens(copier, x_test[i])[layer].argmax(-1) for i in range(50)])  # (50, T)
@@ -135,8 +144,10 @@ assert lens_accuracy[0] < 0.3 < 0.9 < lens_accuracy[-1]
 #
 # **Gradient x input**, `a_t = x_t . df/dx_t`, is the first-order Taylor term of the
 # score in each token's embedding. **Integrated gradients** average the gradient along
-# the straight path from a baseline (zeros) to the input, and their scores add up to
-# `f(x) - f(0)` exactly (completeness).
+# the straight path from a baseline (zeros) to the input; as an integral their scores
+# add up to `f(x) - f(0)` exactly (completeness), and computed as a sum over a finite
+# number of points on the path (16 or 32 here) they add up to it approximately. The
+# error of that sum is printed below.
 
 # %%
 t = K + 3
@@ -152,7 +163,12 @@ assert hits["integrated_gradients"] >= 0.8 * n_checked
 assert hits["integrated_gradients"] > hits["gradient_x_input"]
 
 gxi = token_attribution(copier, x_test[0, :t + 1])["scores"]
-ig = token_attribution(copier, x_test[0, :t + 1], method="integrated_gradients", steps=32)["scores"]
+ig_result = token_attribution(copier, x_test[0, :t + 1], method="integrated_gradients", steps=32)
+ig = ig_result["scores"]
+change = ig_result["score"] - ig_result["baseline_score"]  # f(x) - f(0)
+print(f"completeness: the integrated gradients sum to {ig.sum():.4f}, f(x) - f(0) = {change:.4f} "
+      f"(error {abs(ig.sum() - change):.1e}, from the 32-point sum)")
+assert abs(ig.sum() - change) < 0.1 * abs(change)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3))
 for ax, scores, name in [(axes[0], gxi, "gradient x input"), (axes[1], ig, "integrated gradients")]:
     ax.bar(range(t + 1), scores, color=np.where(scores >= 0, "tab:red", "tab:blue"))
@@ -163,11 +179,19 @@ fig.tight_layout()
 fig.savefig(figure_path("16_attribution_copy.png"), dpi=110)
 
 # %% [markdown]
-# Gradient x input gets it wrong here, and the reason is general: the copier is
-# *certain* (loss near 0), its softmax saturated, so the local gradient says little
-# about what the prediction rests on. Integrated gradients walk from "no input" to the
-# input and collect the change along the way. Neither is "the explanation"; they are
-# two different questions (the slope here; the total change from a baseline).
+# Gradient x input gets it wrong here. Not because of the output softmax: the score
+# explained is the logit itself, which never passes through it. The reason is inside
+# the model. Gradient x input is a slope: `a_t` is how fast the logit moves when token
+# `t`'s embedding is scaled up a little, `d/de f(.., (1 + e) x_t, ..)` at `e = 0`. The
+# copier's path from the source token to the logit runs through a LayerNorm, which
+# divides each vector by its own scale (so scaling an embedding changes little once it
+# dominates its position's vector), and through an attention softmax that is
+# saturated on the source position (so its weights hardly move either). The slope at
+# the input is then small, or of either sign, even for the token the prediction rests
+# on. Integrated gradients walk from "no input" to the input and collect the change
+# along the whole way, where these nonlinearities do respond. Neither is "the
+# explanation"; they answer two different questions (the slope here; the total change
+# from a baseline).
 #
 # ## Attribution for a classification
 #
@@ -218,13 +242,23 @@ assert means["positive"] > abs(means["filler"]) and means["negative"] < -abs(mea
 
 example = test_ids[0]
 p_positive = classifier.predict_proba(example[None])[0, 1]
-plot_attribution(token_attribution(classifier, example, target=1, method="integrated_gradients")["scores"],
-                 [WORDS[i] for i in example], figure_path("16_attribution_review.png"),
-                 title=f"integrated gradients for 'positive' (p = {p_positive:.2f})")
+review = token_attribution(classifier, example, target=1, method="integrated_gradients")
+f_x, f_0 = review["score"], review["baseline_score"]
+print(f"the positive logit: f(0) = {f_0:.2f} with every word embedding zeroed, f(x) = {f_x:.2f} for the review "
+      f"(p = {p_positive:.2f}); the bars sum to {review['scores'].sum():.2f}, f(x) - f(0) = {f_x - f_0:.2f}")
+plot_attribution(review["scores"], [WORDS[i] for i in example], figure_path("16_attribution_review.png"),
+                 title=f"integrated gradients for the 'positive' logit (p = {p_positive:.2f})\n"
+                       f"f(0) = {f_0:.2f} with no words, f(x) = {f_x:.2f} for this review\n"
+                       f"the bars sum to about f(x) - f(0) = {f_x - f_0:.2f}")
 
 # %% [markdown]
 # Positive words push towards "positive", negative words away, filler hardly at all:
-# the attributions recover the rule we built into the data.
+# the attributions recover the rule we built into the data. The bars explain the
+# *change* from the baseline, not the prediction itself: with every word embedding at
+# zero the model already gives the positive class a logit `f(0)` (from the position
+# embeddings and the biases alone), and the words move it from there to `f(x)`. Bars
+# that sum to a negative number beside a confident "positive" mean only that the
+# words lowered the logit from a baseline that was higher still.
 #
 # ## What these pictures cannot tell
 #
@@ -262,6 +296,10 @@ assert ablated < 0.4
 #     tinytransformer inspect --checkpoint runs/gpt --text "def f(x):" --out runs/gpt/inspect
 #     tinytransformer inspect --checkpoint runs/sst2 --text "a great film" --what attribution
 #
-# **What you can do now:** draw a model's attention maps and logit lens, attribute a
-# prediction to its input tokens with two methods, and test what the pictures suggest
-# by ablating the part they point at.
+# ## What you can do now
+#
+# - Draw a model's attention maps, and read a head that looks a fixed distance back.
+# - Read the logit lens, coloured by the probability of the true next token.
+# - Attribute a prediction to its input tokens with gradient x input and integrated
+#   gradients, and check integrated gradients' completeness against `f(x) - f(0)`.
+# - Test what the pictures suggest by ablating the part they point at.

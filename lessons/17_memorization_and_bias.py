@@ -41,9 +41,9 @@ set_num_threads(1)  # small models: one thread is fastest
 # ## Memorization
 #
 # A short slice of Python's help pages is the training text, and the next slice of the
-# validation split is held-out text of the same kind. Two GPTs, small and larger, train
-# on it for many passes at a constant learning rate; every so often we probe them with
-# 16-character prompts and ask for 16 more.
+# validation split is held-out text of the same kind. GPTs of three sizes (two in CI's
+# short mode), from small to larger, train on it for many passes at a constant learning
+# rate; every so often we probe them with 16-character prompts and ask for 16 more.
 
 # %%
 text = load_corpus("pydoc")
@@ -237,7 +237,10 @@ else:
 #   and a gap does not tell which prediction is "right"; names stand in for groups
 #   only loosely. A probe is a smoke alarm, not an audit.
 #
-# **What you can do now:** measure how much of its training text a language model
-# recites (and compare against held-out text), probe a classifier with templated
-# sentences, read the gap together with its permutation p, and state the limits of
-# both probes.
+# ## What you can do now
+#
+# - Measure how much of its training text a language model recites, against held-out
+#   text, and how that grows with training and with size.
+# - Probe a classifier with templated sentences, and find a bias planted on purpose.
+# - Read a gap between groups together with its permutation p.
+# - State what such probes cannot show.

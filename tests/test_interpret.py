@@ -155,6 +155,9 @@ def test_token_attribution_through_a_model_matches_the_closed_form(classes, targ
         assert out["target"] == int(np.argmax(out["probabilities"]))
     ig = token_attribution(model, ids, target=out["target"], method="integrated_gradients", steps=3)
     np.testing.assert_allclose(ig["scores"], expected, rtol=1e-10)  # linear: the two agree
+    sign = -1 if classes == 1 and out["target"] == 0 else 1  # the binary log-odds of class 0 is -z
+    f_0 = sign * model.score.bias.data[0 if classes == 1 else out["target"]]  # every embedding zero: the bias
+    np.testing.assert_allclose([ig["baseline_score"], ig["score"]], [f_0, f_0 + expected.sum()], rtol=1e-10)
     assert model.wte.weight.grad is None and "wte" in model._modules and model.training
 
 

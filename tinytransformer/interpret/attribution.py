@@ -22,7 +22,7 @@ Both measure sensitivity of *this* model at *this* input, not what the model
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import Tensor, no_grad
 from ..nn import Embedding, Module, ModuleDict, ModuleList
 from .logit_lens import as_sequence
 
@@ -115,9 +115,12 @@ def token_attribution(model, idx, target=None, method="gradient_x_input", steps=
     (z for class 1, -z for class 0). ``method``: ``"gradient_x_input"`` or
     ``"integrated_gradients"`` (zero baseline, ``steps`` points).
 
-    Returns a dict: ``scores`` (T,) one attribution per token, ``target``, and
-    ``probabilities`` of the classes (or next tokens). The model's parameter
-    gradients are cleared; its training mode and frozen parameters are restored.
+    Returns a dict: ``scores`` (T,) one attribution per token, ``target``,
+    ``probabilities`` of the classes (or next tokens), and ``score`` and
+    ``baseline_score``, the explained score f at the input and at the zero
+    baseline (integrated gradients' scores add up to about their difference).
+    The model's parameter gradients are cleared; its training mode and frozen
+    parameters are restored.
     """
     if method not in ("gradient_x_input", "integrated_gradients"):
         raise ValueError(f"token_attribution: method must be 'gradient_x_input' or 'integrated_gradients', "
@@ -151,10 +154,13 @@ def token_attribution(model, idx, target=None, method="gradient_x_input", steps=
             scores = gradient_x_input(score_fn, embedded)[0]
         else:
             scores = integrated_gradients(score_fn, embedded, steps=steps)[0]
+        with no_grad():
+            score, baseline_score = (score_fn(Tensor(e)).item() for e in (embedded, np.zeros_like(embedded)))
     finally:
         _put(parent, key, embedding)
         for p, flag in zip(params, flags):
             p.requires_grad = flag
             p.grad = None
         model.train(was_training)
-    return {"scores": scores, "target": chosen, "probabilities": probabilities}
+    return {"scores": scores, "target": chosen, "probabilities": probabilities, "score": score,
+            "baseline_score": baseline_score}

@@ -70,25 +70,36 @@ def plot_attention_maps(maps, labels, path, title="attention maps"):
     return save_figure(fig, path)
 
 
-def plot_logit_lens(lens_logits, labels, vocab, path, title="logit lens"):
+def plot_logit_lens(lens_logits, labels, vocab, path, title="logit lens", next_ids=None):
     """What each layer predicts next at each position; ``lens_logits`` (n_layer + 1, T, V).
 
     ``labels`` name the T input tokens, ``vocab`` all V token ids (e.g.
-    ``token_labels(tokenizer, range(V))``). The colour is the probability of
-    that layer's top guess, the text in a cell the guess itself. The bottom
-    axis shows the input tokens, the top axis the token that really came next.
+    ``token_labels(tokenizer, range(V))``). The text in a cell is that layer's
+    top guess. The colour is the probability of the top guess; or, given
+    ``next_ids`` (the ids of the tokens that really came next, one per position
+    from the first, T - 1 or T of them), the probability the layer gives that
+    true next token, so a confident wrong guess shows pale (a position without a
+    next token stays blank). The bottom axis shows the input tokens, the top
+    axis the token that really came next.
     """
     plt = import_pyplot()
     probs = np.exp(_log_softmax(lens_logits))  # (L + 1, T, V)
     top = probs.argmax(axis=-1)  # (L + 1, T)
     n_rows, T = top.shape
+    if next_ids is None:
+        colour, colour_label = probs.max(axis=-1), "probability of the top guess"  # (L + 1, T)
+    else:
+        next_ids = np.asarray(next_ids, dtype=np.int64)[:T]
+        colour = np.full((n_rows, T), np.nan)  # (L + 1, T)
+        colour[:, :len(next_ids)] = probs[:, np.arange(len(next_ids)), next_ids]
+        colour_label = "probability of the true next token"
     fig, ax = plt.subplots(figsize=(max(5.0, 0.42 * T + 2), 0.6 * n_rows + 2.2))
-    image = ax.imshow(probs.max(axis=-1), vmin=0, vmax=1, cmap="Blues", aspect="auto")
+    image = ax.imshow(colour, vmin=0, vmax=1, cmap="Blues", aspect="auto")
     if T <= MAX_LABELLED:
         for row in range(n_rows):
             for t in range(T):
                 ax.text(t, row, vocab[top[row, t]], ha="center", va="center", fontsize=_fontsize(T),
-                        color="white" if probs[row, t, top[row, t]] > 0.6 else "black")
+                        color="white" if colour[row, t] > 0.6 else "black")
     ax.set_yticks(np.arange(n_rows), ["embed"] + [f"block {i}" for i in range(n_rows - 1)], fontsize=7)
     _ticks(ax, labels, "x")
     ax.set_xlabel("input token")
@@ -96,7 +107,7 @@ def plot_logit_lens(lens_logits, labels, vocab, path, title="logit lens"):
         top_axis = ax.secondary_xaxis("top")
         top_axis.set_xticks(np.arange(T - 1), labels[1:], rotation=90, fontsize=_fontsize(T))
         top_axis.set_xlabel("true next token")
-    fig.colorbar(image, ax=ax, label="probability of the top guess")
+    fig.colorbar(image, ax=ax, label=colour_label)
     ax.set_title(title, fontsize=10, pad=28 if T <= MAX_LABELLED else 6)
     fig.tight_layout()
     return save_figure(fig, path)
