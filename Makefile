@@ -22,7 +22,7 @@ test: $(STAMP)
 	# the library's other two paths: every Numba kernel run as plain Python (JIT off) against its NumPy
 	# twin, and the whole suite but the lessons on the NumPy backend (what a machine without Numba runs)
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -p no:cacheprovider tests/kernels
-	TINYTRANSFORMER_BACKEND=numpy MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider --ignore=tests/test_lessons.py
+	TINYTRANSFORMER_BACKEND=numpy MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider --ignore=tests/test_lessons.py --ignore=tests/test_book.py
 
 # a GPT trained on Python's help pages for a few minutes (checkpoint and loss.png in runs/demo), then a sample
 demo: $(STAMP)

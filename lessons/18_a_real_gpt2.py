@@ -13,7 +13,8 @@
 #
 # and `GPT.from_pretrained(folder)` reads it into the code of lessons 04-09. We count
 # its parameters layer by layer, generate with it, read its layers with the logit lens,
-# look at one head's attention, and fine-tune it to tell positive reviews from negative.
+# look at one head's attention, and fine-tune it to tell positive reviews from negative,
+# all its weights or only low-rank adapters (LoRA).
 #
 # **Which GPT-2.** The real one is used when its files are here: in the Hugging Face
 # cache (`~/.cache/huggingface/hub`, filled by `tinytransformer generate --pretrained gpt2`
@@ -43,7 +44,7 @@ from tinytransformer.interpret import attention_maps, logit_lens, plot_attention
 from tinytransformer.kernels import set_num_threads
 from tinytransformer.models import SequenceClassifier
 from tinytransformer.models.hf_gpt2 import FILES, load_model_and_tokenizer
-from tinytransformer.nn import KVCache
+from tinytransformer.nn import KVCache, merge_lora
 from tinytransformer.optim import AdamW
 
 set_num_threads(1)
@@ -372,15 +373,57 @@ if REAL:
 # stand-in has nothing to offer: its loss falls only because the head fits the few
 # sentences it sees.
 #
+# ## LoRA: fine-tuning through low-rank adapters
+#
+# Training every weight costs, besides the weights, a gradient for each and AdamW's two
+# moments: three more copies of the model. LoRA (Hu et al. 2021) freezes every weight
+# `W` of the body and learns beside each attention and MLP projection a change of low
+# rank `r`,
+#
+#     y = x W^T + b + (alpha / r) x A^T B^T        A (r, in), B (out, r)
+#
+# with `B` starting at zero, so training starts exactly at the pretrained model. GPT-2
+# small's `c_attn` (768 -> 2304) trains 24,576 numbers at rank 8 instead of 1.77 million.
+# After training, `B A` folds into `W` (`merge_lora`): a plain GPT-2 again, which is what
+# `finetune --lora` saves.
+
+# %%
+tt.manual_seed(0)
+lora = SequenceClassifier(c, num_classes=2).load_body(model.state_dict()).add_lora(rank=8)
+trained = [p for p in lora.parameters() if p.requires_grad]
+print(f"rank 8: {sum(p.size for p in trained):,} parameters train (the head's included), "
+      f"{lora.num_parameters() - sum(p.size for p in trained):,} stay frozen")
+optimizer = AdamW(lora.param_groups(lr=1e-3))
+assert {id(p) for g in optimizer.param_groups for p in g["params"]} == {id(p) for p in trained}
+n_lora = steps(128, 64)
+for i in range(0, n_lora, batch):
+    _, loss = lora(*pad(x_train[i:i + batch]), labels=y_train[i:i + batch])
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+assert all(id(p) in {id(q) for q in trained} for p in optimizer.state), "AdamW keeps state for the adapters only"
+assert np.array_equal(lora.body.transformer["wte"].weight.data, model.transformer["wte"].weight.data), "frozen"
+adapted = lora.predict_proba(*pad(x_dev[:32]))
+merged = merge_lora(lora).predict_proba(*pad(x_dev[:32]))  # c_attn, c_proj, c_fc: plain Linear layers again
+print(f"{n_lora // batch} steps; after merging, the largest change of a probability: {np.abs(merged - adapted).max():.1e}")
+assert np.allclose(merged, adapted, atol=1e-5), "merged weights compute what the adapters did"
+
+# %% [markdown]
+# `tinytransformer finetune --task classify --data sst2 --pretrained gpt2 --lora 8 --out runs/sst2-lora`
+# does the same from the command line; docs/gpt2.md measures its memory and time
+# against full fine-tuning.
+#
 # ## Your turn
 #
 #     tinytransformer generate --pretrained gpt2 --prompt "Alan Turing" --max-new-tokens 40
 #     tinytransformer inspect --pretrained gpt2 --text "The capital of France is" --out runs/gpt2-inspect
+#     tinytransformer finetune --task classify --data sst2 --pretrained gpt2 --lora 8 --out runs/sst2-lora
 #
 # and `model.save_pretrained(folder, tokenizer=tok)` writes any GPT trained here in the
 # same four files, for transformers and the tools built for scale (docs/gpt2.md).
 #
 # **What you can do now:** load GPT-2 (or any GPT-2 checkpoint in Hugging Face's layout)
 # into code you can read, account for its parameters, generate from it on the inference
-# path, read its layers with the logit lens and its heads with attention maps, and
-# fine-tune it for a classification task.
+# path, read its layers with the logit lens and its heads with attention maps, fine-tune
+# it for a classification task, fully or through LoRA adapters that merge back into
+# plain weights, and export any GPT trained here for transformers.

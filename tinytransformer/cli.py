@@ -10,6 +10,7 @@
     tinytransformer finetune --task classify --data sst2 --out runs/sst2    fine-tune for a task, keep the best
     tinytransformer classify --checkpoint runs/sst2 --input reviews.txt  label<TAB>probability<TAB>text per line
     tinytransformer inspect --checkpoint runs/gpt --text "def f(x):" --out runs/gpt/inspect   attention, logit lens, attribution PNGs
+    tinytransformer exercises check 05                                  check exercises/05_attention.py, a line each
 
 Every flag is a field of the command's config (``tinytransformer.tasks``),
 whose default and help text it shows: the config is the only home of both.
@@ -30,6 +31,7 @@ one line per error or note, never a traceback unless asked for with --debug:
            install) raised while the command runs.
   exit 1   an internal error: anything else (TypeError, IndexError, ...) is a bug
            in tinytransformer, said in one line that asks for a report.
+  exit 3   `exercises check`: an exercise does not pass yet (its line says why).
   exit 130 interrupted (Ctrl-C); the last checkpoint written stays.
 
 ``tinytransformer --debug CMD ...`` (or ``CMD ... --debug``) lets every error
@@ -63,7 +65,8 @@ COMMANDS = {
     "finetune": ("finetune", "FinetuneRecipe", "run_finetune",
                  "fine-tune a GPT or BERT to classify sentences or tag tokens",
                  "Train a classification head (one label per line of text) or a tagging head (BIO tags per token) on "
-                 "a GPT or BERT body: pretrained (--checkpoint, a GPT or an encoder; or --pretrain-steps on the "
+                 "a GPT or BERT body: pretrained (--checkpoint, a GPT or an encoder; --pretrained, a GPT-2 in Hugging "
+                 "Face's layout, fully or through LoRA adapters with --lora; or --pretrain-steps on the "
                  "task's own text, a GPT) or from scratch (a GPT). Prints the training loss and dev scores after "
                  "every epoch, keeps the best epoch by dev score, and saves the model (an ensemble when --ensemble "
                  "> 1) to --out. Defaults marked 'classify/tag' differ by task; those for classify are the measured "
@@ -84,6 +87,10 @@ COMMANDS = {
                 "and head's attention map, the logit lens (what each layer would predict next) and gradient x input "
                 "attribution of the prediction (the class, or the next token) to the text's tokens. Writes "
                 "attention.png, logit_lens.png and attribution.png to --out."),
+    "exercises": ("exercises", "ExercisesConfig", "print_checked", "check your answers to a lesson's exercises",
+                  "Run lesson NN's checks on exercises/NN_topic.py (from the project root): one line per exercise, "
+                  "PASS, TODO (not written yet) or FAIL with what is wrong. Exit status 0 when every exercise "
+                  "passes, 3 otherwise (exercises/README.md)."),
 }
 
 

@@ -30,7 +30,9 @@ head alone (the body becomes a fixed feature extractor); ``unfreeze_top(n)``
 trains only the body's top n layers (gradual unfreezing, one more per epoch);
 ``param_groups(lr, body_lr, weight_decay, layer_decay)`` gives the body its
 own, usually smaller, learning rate, and with ``layer_decay`` each lower layer
-a smaller one still (discriminative fine-tuning).
+a smaller one still (discriminative fine-tuning). ``add_lora(rank)`` freezes a
+GPT body's weights and trains low-rank adapters inside it instead (LoRA, Hu et
+al. 2021: ``nn/lora.py``).
 """
 
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ import numpy as np
 from ..autograd import Tensor, as_array, concatenate, no_grad
 from ..data.encoding import IGNORE_INDEX  # the label of positions that carry no tag (padding, inner sub-words)
 from ..nn import Dropout, Linear, Module, ModuleList
+from ..nn.lora import LORA_TARGETS, add_lora
 from ..nn import functional as F
 from .bert import BertConfig, BertForMaskedLM
 from .gpt import GPT, GPTConfig
@@ -141,11 +144,15 @@ def pool(h, key_padding_mask, pooling="mean"):
 
 
 class _Headed(Module):
-    """What both heads share: the body, loading it, freezing it, and per-group learning rates."""
+    """What both heads share: the body, loading it, freezing it, adapting it, and per-group learning rates.
+    ``body``, if given, is the body itself (built elsewhere, e.g. under ``nn.skip_init`` and then loaded):
+    its config must be ``config``."""
 
-    def __init__(self, config):
+    def __init__(self, config, body=None):
         super().__init__()
-        self.body = build_body(config)
+        if body is not None and body.config != config:
+            raise ValueError(f"{type(self).__name__}: the body given is a {body.config}, not the {config} asked for")
+        self.body = build_body(config) if body is None else body
 
     @property
     def body_kind(self) -> BodyKind:
@@ -173,6 +180,15 @@ class _Headed(Module):
         for layer in layers[max(len(layers) - n, 0):]:
             for p in layer:
                 p.requires_grad = True
+        return self
+
+    def add_lora(self, rank, alpha=None):
+        """Low-rank adapters (``nn/lora.py``) on a GPT body's attention and MLP projections, the rest of the body
+        frozen; the head still trains. ``merge_lora(model)`` folds them back into plain weights."""
+        if body_type(self.body.config) != "gpt":
+            raise ValueError(f"{type(self).__name__}.add_lora: adapters go on a GPT body's "
+                             f"{', '.join(LORA_TARGETS)}; this body is a {body_type(self.body.config).upper()}")
+        add_lora(self.body, rank, alpha)
         return self
 
     @property
@@ -231,8 +247,8 @@ class SequenceClassifier(_Headed):
     one of ``POOLINGS`` (see ``pool``), ``"cls"`` on a bidirectional body only.
     """
 
-    def __init__(self, config, num_classes: int, pooling: str = "mean", dropout: float = 0.1):
-        super().__init__(config)
+    def __init__(self, config, num_classes: int, pooling: str = "mean", dropout: float = 0.1, body=None):
+        super().__init__(config, body)
         if int(num_classes) < 2:
             raise ValueError(f"SequenceClassifier: num_classes must be at least 2, got {num_classes}")
         if pooling not in POOLINGS:
@@ -291,8 +307,8 @@ class TokenClassifier(_Headed):
     ``labels`` (B, T) are tag ids, ``IGNORE_INDEX`` (-100) where no tag is scored.
     """
 
-    def __init__(self, config, num_tags: int, dropout: float = 0.1):
-        super().__init__(config)
+    def __init__(self, config, num_tags: int, dropout: float = 0.1, body=None):
+        super().__init__(config, body)
         if int(num_tags) < 2:
             raise ValueError(f"TokenClassifier: num_tags must be at least 2, got {num_tags}")
         self.num_tags = int(num_tags)

@@ -21,6 +21,7 @@ from .multihead import MultiheadAttention
 from .positional import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
 from .recurrent import LSTM, RNN, LSTMCell, RNNCell
 from .crf import CRF
+from .lora import LoRALinear, add_lora, merge_lora, merged_state_dict
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential, skip_init
 utils = SimpleNamespace(clip_grad_norm_=clip_grad_norm_)  # PyTorch's address for it: tt.nn.utils.clip_grad_norm_
 
@@ -34,3 +35,4 @@ __all__ += [
     "RotaryEmbedding", "SinusoidalPositionalEncoding", "TransformerBlock",
 ]
 __all__ += ["CRF", "LSTM", "LSTMCell", "RNN", "RNNCell"]
+__all__ += ["LoRALinear", "add_lora", "merge_lora", "merged_state_dict"]

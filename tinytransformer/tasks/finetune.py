@@ -11,13 +11,14 @@ A head on a body (every classifier; a tagger with ``tagger="head"``, the default
        byte-level BPE for tagging (new names fall apart into known pieces instead
        of becoming <unk>);
     2. the body (``finetune_body.prepare_body``): a pretrained GPT or BERT encoder from
-       ``checkpoint`` (its tokenizer replaces the one of step 1: body and head must
-       read text the same way), or a GPT pretrained here for ``pretrain_steps`` on the
-       task's sentences (with ``pretrain_corpus="pydoc"``, Python's help pages too;
-       saved to ``OUT/pretrained`` for reuse with ``checkpoint``), or a fresh GPT
-       (``pretrain_steps=0``);
+       ``checkpoint``, or a GPT-2 from ``pretrained`` (its tokenizer replaces the one
+       of step 1: body and head must read text the same way), or a GPT pretrained here
+       for ``pretrain_steps`` on the task's sentences (with ``pretrain_corpus="pydoc"``,
+       Python's help pages too; saved to ``OUT/pretrained`` for reuse with
+       ``checkpoint``), or a fresh GPT (``pretrain_steps=0``);
     3. ``ensemble`` heads trained on that body (``finetune``; member k seeded 1000 seed + k),
-       each kept at its best epoch by dev score, their probabilities averaged; optionally
+       each kept at its best epoch by dev score, their probabilities averaged; with ``lora``,
+       low-rank adapters train inside the frozen body (``nn/lora.py``), merged after; optionally
        with a smaller learning rate for each lower layer (``layer_lr_decay``) and the body
        unfrozen top-down over the first epochs (``unfreeze_epochs``), as in ULMFiT;
     4. the result saved to ``out`` (``load_finetuned`` reads it), the dev and test scores
@@ -50,14 +51,13 @@ from ..data import CORPORA, load_task
 from ..data.batching import EpochBatches, pad
 from ..data.encoding import IGNORE_INDEX, TOKENIZER_KINDS, encode_tagged, encode_texts
 from ..data.tasks import BUILT_IN_TASKS as BUILT_IN
-from ..metrics import accuracy
 from ..models.heads import BODIES, POOLINGS, Ensemble, TokenClassifier, body_type
-from ..plots import import_optional, import_pyplot, note_once, plot_confusion_matrix
+from ..nn.lora import merge_lora
 from ..rng import manual_seed
 from ..training import TrainConfig, Trainer, check_out_folder
 from ..training.checkpoint import atomic_write_text
-from .finetune_body import prepare_body
-from .finetuned import build_head, describe_scores, evaluate, predict_proba, save_finetuned
+from .finetune_body import head_on_body, prepare_body
+from .finetuned import describe_scores, evaluate, save_confusion_matrix, save_finetuned
 from .options import check_options, option
 from .tagging import BITAGGER_DEFAULTS, TaggingConfig, run as run_tagging
 
@@ -71,12 +71,13 @@ TASK_DEFAULTS = {
 }
 
 
-def per_task(help, name, none="none"):
+def per_task(help, name, none="none", also=""):
     """``help`` and the defaults of setting ``name`` in TASK_DEFAULTS: "... (default classify/tag: 3/8)", and the
-    bitagger's if it reads the setting too: "... (default classify/tag: 3/8; --tagger bitagger: 20)"."""
+    bitagger's if it reads the setting too: "... (default classify/tag: 3/8; --tagger bitagger: 20)"; ``also``
+    adds another case ("; --pretrained: 1")."""
     shown = [none if defaults[name] is None else str(defaults[name]) for defaults in TASK_DEFAULTS.values()]
     bitagger = f"; --tagger bitagger: {BITAGGER_DEFAULTS[name]}" if name in BITAGGER_DEFAULTS else ""
-    return f"{help} (default {'/'.join(TASK_DEFAULTS)}: {'/'.join(shown)}{bitagger})"
+    return f"{help} (default {'/'.join(TASK_DEFAULTS)}: {'/'.join(shown)}{bitagger}{also})"
 
 
 def per_body(help, name, none=None):
@@ -97,11 +98,20 @@ class FinetuneRecipe:
     dev: str = option(None, "your dev file (default: 10% of --train, held out)", metavar="FILE", group="task")
     test: str = option(None, "scored once, at the end", metavar="FILE", group="task")
     tagger: str = option(None, per_task("tag: bitagger reads each sentence both ways (words, characters, shapes; "
-                                        "a BiLSTM, a CRF; from scratch); head: a head on a body (with --checkpoint)",
+                                        "a BiLSTM, a CRF; from scratch); head: a head on a body (with --checkpoint or "
+                                        "--pretrained)",
                                         "tagger", none="-"), choices=("bitagger", "head"), group="task")
     checkpoint: str = option(None, "a pretrained GPT (from `tinytransformer train`, or OUT/pretrained of an earlier "
                              "run) or BERT encoder (`train --model bert`); its tokenizer and size are used",
                              metavar="DIR", group="body")
+    pretrained: str = option(None, "a GPT-2 in Hugging Face's layout, as for `generate --pretrained`: a folder or a "
+                             "hub name such as gpt2 (docs/gpt2.md); its tokenizer and size are used",
+                             metavar="PATH_OR_NAME", group="body")
+    lora: int = option(None, "freeze the GPT body and train low-rank adapters of this rank on its attention and MLP "
+                       "projections instead (LoRA, docs/gpt2.md); saved merged into plain weights",
+                       within="[1, inf)", metavar="RANK", group="body")
+    lora_alpha: float = option(None, "LoRA's scale: the adapters' update B A is multiplied by alpha / rank "
+                               "(default: alpha = rank, a scale of 1)", within="(0, inf)", group="body")
     freeze: bool = option(False, "train the head only, keep the body as it is", group="body")
     tokenizer: str = option(None, per_task("the tokenizer trained on the task's text", "tokenizer"),
                             choices=TOKENIZER_KINDS, group="body")
@@ -113,8 +123,9 @@ class FinetuneRecipe:
     n_head: int = option(4, "attention heads per block", within="[1, inf)", group="body")
     n_embd: int = option(128, "width of the residual stream", within="[1, inf)", group="body")
     dropout: float = option(None, per_task("dropout inside the body", "dropout"), within="[0, 1)", group="body")
-    pretrain_steps: int = option(None, per_task("without --checkpoint: steps of next-token prediction on the task's "
-                                                "training and dev text before fine-tuning; 0 starts from scratch",
+    pretrain_steps: int = option(None, per_task("without --checkpoint or --pretrained: steps of next-token "
+                                                "prediction on the task's training and dev text before fine-tuning; "
+                                                "0 starts from scratch",
                                                 "pretrain_steps"), within="[0, inf)", group="body")
     pretrain_corpus: str = option(None, "also pretrain on this corpus's lines (default: the task's text only)",
                                   choices=CORPORA, group="body")
@@ -141,7 +152,8 @@ class FinetuneRecipe:
                                          "average, each feature's maximum, the last one, or the first (<cls>: an "
                                          "encoder's only)", "pooling"), choices=POOLINGS, group="fine-tuning")
     ensemble: int = option(None, per_task("train this many models (member k seeded 1000 * seed + k) and average "
-                                          "their probabilities", "ensemble"), within="[1, inf)", group="fine-tuning")
+                                          "their probabilities", "ensemble", also="; --pretrained: 1"),
+                           within="[1, inf)", group="fine-tuning")
     seed: int = option(0, "seeds pretraining, the weights, batches and dropout", within="[0, inf)",
                        group="fine-tuning")
     out: str = option(None, "folder for the fine-tuned model and results.json; None (from Python) saves nothing",
@@ -162,8 +174,20 @@ class FinetuneRecipe:
         if self.freeze and self.unfreeze_epochs:
             raise ValueError("FinetuneRecipe: freeze keeps the body frozen and unfreeze_epochs unfreezes it: give "
                              "one of them")
+        if self.checkpoint is not None and self.pretrained is not None:
+            raise ValueError("FinetuneRecipe: checkpoint (a model trained here) and pretrained (a GPT-2) both name "
+                             "the body: give one of them")
+        if self.lora is None and self.lora_alpha is not None:
+            raise ValueError("FinetuneRecipe: lora_alpha scales the adapters that lora adds: give lora (a rank) too")
+        if self.lora is not None and (self.freeze or self.unfreeze_epochs):
+            raise ValueError(f"FinetuneRecipe: lora trains adapters inside the body, its weights frozen; "
+                             f"{'freeze' if self.freeze else 'unfreeze_epochs'} decides which of the body's own "
+                             "weights train: give one of them")
+        given_body = self.checkpoint is not None or self.pretrained is not None
         if self.task == "tag" and self.tagger is None:  # a pretrained body is fine-tuned with a head
-            self.tagger = "head" if self.checkpoint is not None else TASK_DEFAULTS["tag"]["tagger"]
+            self.tagger = "head" if given_body else TASK_DEFAULTS["tag"]["tagger"]
+        if self.pretrained is not None and self.ensemble is None and self.tagger != "bitagger":  # one GPT-2 is plenty
+            self.ensemble = 1
         for name, value in (BITAGGER_DEFAULTS if self.tagger == "bitagger" else TASK_DEFAULTS[self.task]).items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
@@ -192,7 +216,8 @@ def run(recipe: FinetuneRecipe, log=print) -> dict:
     if recipe.tagger == "bitagger":
         return run_tagging(TaggingConfig.from_recipe(recipe), log)
     started, out_dir = time.perf_counter(), recipe.out
-    check_out_folder(out_dir, recipe.overwrite, reads={"--checkpoint": recipe.checkpoint})  # before any work
+    check_out_folder(out_dir, recipe.overwrite, reads={"--checkpoint": recipe.checkpoint,
+                                                       "--pretrained": recipe.pretrained})  # before any work
     data = load_recipe_data(recipe)
     log(f"data: {len(data.train[0]):,} training, {len(data.dev[0]):,} dev"
         f"{f', {len(data.test[0]):,} test' if data.test else ''} examples; labels {list(data.labels)}")
@@ -206,14 +231,12 @@ def run(recipe: FinetuneRecipe, log=print) -> dict:
         if recipe.ensemble > 1:
             log(f"fine-tune {k + 1} of {recipe.ensemble}")
         seed = member_seed(recipe.seed, k)
-        manual_seed(seed)  # the head's (and a fresh body's) initial weights
-        model = build_head(recipe.task, config, data.labels, recipe.head_dropout, recipe.pooling)
-        if state is not None:
-            model.load_body(state)
+        manual_seed(seed)  # the head's (and a fresh body's, and LoRA's A's) initial weights
+        model = head_on_body(recipe, config, state, data.labels, log if k == 0 else None)
         single_out = out_dir if recipe.ensemble == 1 else None  # one model: saved at every new best epoch
         history = finetune(model, tokenizer, data, recipe.finetune_config(seed), single_out, log,
                            meta={"recipe": asdict(recipe)}, overwrite=recipe.overwrite)
-        members.append(model)
+        members.append(merge_lora(model))  # adapters folded into plain weights (a model without them: unchanged)
         member_dev.append(history["best_dev"])
     model = members[0] if recipe.ensemble == 1 else Ensemble(members)
     results = {"recipe": asdict(recipe), "members_dev": member_dev,
@@ -243,23 +266,6 @@ def run(recipe: FinetuneRecipe, log=print) -> dict:
 def run_finetune(recipe: FinetuneRecipe, out_dir=None, log=print) -> dict:
     """``run(recipe)``, saving to ``out_dir`` if given (instead of ``recipe.out``)."""
     return run(recipe if out_dir is None else replace(recipe, out=str(out_dir)), log)
-
-
-def save_confusion_matrix(model, tokenizer, data, split, out_dir) -> Path:
-    """``OUT/confusion_<split>.png``: the classifier's predictions on a split against the truth; None (said
-    once) without matplotlib and scikit-learn."""
-    try:
-        plt, _ = import_pyplot(), import_optional("sklearn.metrics", "a confusion matrix")
-    except ImportError as err:
-        note_once(f"confusion matrices not drawn: {err}")
-        return None
-    texts, truth = getattr(data, split)
-    predicted = [data.labels[i] for i in predict_proba(model, tokenizer, texts).argmax(axis=1)]
-    path = Path(out_dir) / f"confusion_{split}.png"
-    fig = plot_confusion_matrix(truth, predicted, labels=list(data.labels),
-                                title=f"{split}: accuracy {accuracy(truth, predicted):.1%}", path=path)
-    plt.close(fig)
-    return path
 
 
 # ------------------------------------------------------ training a head

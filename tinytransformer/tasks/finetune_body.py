@@ -2,17 +2,20 @@
 
     state, config, tokenizer = prepare_body(recipe, data, out_dir)    what ``finetune`` starts each head from
 
-Three ways, in this order (``prepare_body``):
+Four ways, in this order (``prepare_body``):
 
     --checkpoint DIR   a pretrained GPT (``train``, or OUT/pretrained of an earlier ``finetune``) or
                        BERT encoder (``train --model bert``): its weights, its size and its tokenizer,
                        which replaces the task's own (body and head must read text the same way)
+    --pretrained PATH  a GPT-2 in Hugging Face's layout (a folder or a hub name, ``models/hf_gpt2.py``),
+                       with GPT-2's own tokenizer (vocab.json, merges.txt)
     --pretrain-steps N a GPT pretrained here by next-token prediction on the task's training and dev
                        text (``pretrain_for_task``), saved to OUT/pretrained for reuse with --checkpoint
     neither            a fresh GPT, trained from scratch with the head
 
 The config returned says the body's kind (a ``GPTConfig`` or a ``BertConfig``,
-``models.heads.BODIES``), so the same recipe fine-tunes either.
+``models.heads.BODIES``), so the same recipe fine-tunes either. ``head_on_body`` then
+builds each head on that body, with LoRA adapters in it if the recipe asks (``--lora``).
 """
 
 from pathlib import Path
@@ -22,10 +25,13 @@ import numpy as np
 from ..data.batching import EpochBatches, pad
 from ..data.encoding import encode_words, pretraining_sentences, task_tokenizer
 from ..models.gpt import GPT, GPTConfig
-from ..models.heads import body_type
+from ..models.heads import body_type, build_body
+from ..models.hf_gpt2 import load_model_and_tokenizer
 from ..nn import functional as F
+from ..nn import skip_init
 from ..rng import manual_seed
 from ..training import TrainConfig, Trainer
+from .finetuned import build_head
 from .language_model import PRETRAINED_BODIES, load_pretrained, save_pretrained_body
 
 MAX_BLOCK_SIZE = 128
@@ -55,10 +61,25 @@ def load_body(folder, dropout, log=print):
     return body.state_dict(), config, tokenizer
 
 
+def load_gpt2_body(name_or_path, dropout, log=print):
+    """``(state_dict, config, tokenizer)`` of the GPT-2 in a Hugging Face folder or hub name, the config's dropout
+    replaced by ``dropout``; the tokenizer is GPT-2's own."""
+    body, tokenizer = load_model_and_tokenizer(name_or_path)
+    if tokenizer.vocab_size != body.config.vocab_size:  # a fine-tuned model's checkpoint records one size
+        raise ValueError(f"--pretrained {name_or_path}: vocab.json has {tokenizer.vocab_size} tokens but config.json's "
+                         f"vocab_size is {body.config.vocab_size}; fine-tuning needs the two to agree")
+    config = GPTConfig(**{**body.config.to_dict(), "dropout": dropout})
+    log(f"body: GPT-2 from {name_or_path} ({config.n_layer} layers, width {config.n_embd}, "
+        f"{body.num_parameters():,} parameters, vocabulary {tokenizer.vocab_size})")
+    return body.state_dict(), config, tokenizer
+
+
 def prepare_body(recipe, data, out_dir, log=print):
     """``(state_dict or None, config, tokenizer)``: the body the heads start from (module docstring)."""
     if recipe.checkpoint is not None:
         return load_body(recipe.checkpoint, recipe.dropout, log)
+    if recipe.pretrained is not None:
+        return load_gpt2_body(recipe.pretrained, recipe.dropout, log)
     texts = _texts(data.train) + _texts(data.dev)
     tokenizer = task_tokenizer(texts, recipe.tokenizer, recipe.vocab_size, recipe.min_freq)
     config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=_block_size(recipe.task, tokenizer, data),
@@ -77,6 +98,38 @@ def prepare_body(recipe, data, out_dir, log=print):
     if out_dir is not None:
         save_pretrained_body(Path(out_dir) / "pretrained", body, tokenizer, "task text", recipe.overwrite)
     return body.state_dict(), config, tokenizer
+
+
+def head_on_body(recipe, config, state, labels, log=None):
+    """A fresh head for ``recipe.task`` and ``labels`` on the body: ``state`` loaded into it (None: a fresh body),
+    then, with ``recipe.lora``, adapters of that rank on its attention and MLP projections, the rest frozen.
+
+    A GPT-2's body is built without drawing its random initial weights (``nn.skip_init``), which the
+    loaded ones replace: seconds for GPT-2 small. (A body from ``--checkpoint`` is built as it always was,
+    drawn, so a seeded run keeps the head it had.)
+    """
+    body = None
+    if state is not None and recipe.pretrained is not None:
+        with skip_init():
+            body = build_body(config)
+        body.load_state_dict(state)
+    model = build_head(recipe.task, config, labels, recipe.head_dropout, recipe.pooling, body=body)
+    if state is not None and body is None:
+        model.load_body(state)
+    if recipe.lora is not None:
+        if body_type(config) != "gpt":
+            raise ValueError(f"--lora: adapters go on a GPT body's attention and MLP projections; "
+                             f"{recipe.checkpoint} holds a {body_type(config).upper()}: fine-tune it without --lora")
+        if recipe.lora > config.n_embd:
+            raise ValueError(f"--lora {recipe.lora} is more than the body's width {config.n_embd}: a change of that "
+                             "rank to its projections is not low-rank; choose a smaller rank, or fine-tune without --lora")
+        model.add_lora(recipe.lora, recipe.lora_alpha)
+        if log is not None:
+            trained, frozen = (sum(p.size for p in model.parameters() if p.requires_grad == on) for on in (True, False))
+            scale = (recipe.lora_alpha or recipe.lora) / recipe.lora
+            log(f"LoRA: rank {recipe.lora} adapters (scale {scale:g}) on {4 * config.n_layer} projections of the body; "
+                f"{trained:,} parameters train (the head's included), {frozen:,} stay frozen")
+    return model
 
 
 # ------------------------------------------------- pretraining for the task

@@ -6,6 +6,7 @@
     tags  = predict_tags(model, tokenizer, sentences, labels)     a tag per word of each sentence
     evaluate(model, tokenizer, labels, inputs, targets)           accuracy and macro P/R/F1, or entity F1
     save_finetuned(folder, model, tokenizer, labels); load_finetuned(folder) -> (model, tokenizer, meta)
+    save_confusion_matrix(model, tokenizer, data, "dev", folder)   folder/confusion_dev.png
 
 Each works on one head or on an ``Ensemble`` of them (probabilities averaged).
 Texts go in one length-sorted batch after another, each padded only to its own
@@ -15,6 +16,7 @@ tokenizer, ``<cls> ... <eos>`` for an encoder: ``data.encoding.frame``).
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +25,9 @@ from ..data.batching import length_batches, pad
 from ..data.encoding import encode_texts, encode_words
 from ..metrics import accuracy, classification_scores, entity_scores, token_accuracy
 from ..models.heads import BODIES, Ensemble, SequenceClassifier, TokenClassifier, body_type
+from ..nn import skip_init
+from ..nn.lora import merged_state_dict
+from ..plots import import_optional, import_pyplot, plot_confusion_matrix
 from ..plots.backend import install_hint, missing_extra, note_once
 from ..training.checkpoint import load_checkpoint, load_meta, save_checkpoint
 from ..training.checkpoint_schema import is_bitagger
@@ -33,13 +38,13 @@ HEADS = {"classify": SequenceClassifier, "tag": TokenClassifier}
 KINDS = {"classify": "classifier", "tag": "tagger"}  # the task -> the kind of checkpoint its model is saved as
 
 
-def build_head(task, config, labels, dropout=0.1, pooling="mean"):
+def build_head(task, config, labels, dropout=0.1, pooling="mean", body=None):
     """A fresh ``SequenceClassifier`` (task "classify") or ``TokenClassifier`` ("tag") for ``labels``, on the
-    body ``config`` describes (a ``GPTConfig`` or a ``BertConfig``)."""
+    body ``config`` describes (a ``GPTConfig`` or a ``BertConfig``): a fresh one, or ``body`` itself."""
     if task == "classify":
-        return SequenceClassifier(config, len(labels), pooling=pooling, dropout=dropout)
+        return SequenceClassifier(config, len(labels), pooling=pooling, dropout=dropout, body=body)
     if task == "tag":
-        return TokenClassifier(config, len(labels), dropout=dropout)
+        return TokenClassifier(config, len(labels), dropout=dropout, body=body)
     raise ValueError(f"build_head: task must be one of {tuple(HEADS)}, got {task!r}")
 
 
@@ -105,12 +110,30 @@ def describe_scores(scores) -> str:
             f"(P {scores['precision']:.2%}, R {scores['recall']:.2%})")
 
 
+def save_confusion_matrix(model, tokenizer, data, split, out_dir) -> Path:
+    """``OUT/confusion_<split>.png``: the classifier's predictions on a split against the truth; None (said
+    once) without matplotlib and scikit-learn."""
+    try:
+        plt, _ = import_pyplot(), import_optional("sklearn.metrics", "a confusion matrix")
+    except ImportError as err:
+        note_once(f"confusion matrices not drawn: {err}")
+        return None
+    texts, truth = getattr(data, split)
+    predicted = [data.labels[i] for i in predict_proba(model, tokenizer, texts).argmax(axis=1)]
+    path = Path(out_dir) / f"confusion_{split}.png"
+    fig = plot_confusion_matrix(truth, predicted, labels=list(data.labels),
+                                title=f"{split}: accuracy {accuracy(truth, predicted):.1%}", path=path)
+    plt.close(fig)
+    return path
+
+
 # ------------------------------------------------------------ checkpoints
 def save_finetuned(folder, model, tokenizer, labels, meta=None, overwrite=False):
     """A checkpoint of a fine-tuned head (or ``Ensemble``), of kind "classifier" or "tagger": weights, the
     body's type ("gpt" or "bert") and config, head settings, tokenizer and labels, everything
     ``load_finetuned`` needs (an ensemble's members must share them). ``meta`` may add what ``finetune``
-    records ("recipe", "finetune", "history"); ``overwrite``: see ``save_checkpoint``."""
+    records ("recipe", "finetune", "history"); ``overwrite``: see ``save_checkpoint``. LoRA adapters are saved
+    merged into the weights they adapt (``nn.lora.merged_state_dict``): a plain model, which loads as one."""
     head = first_member(model)
 
     def described(m):
@@ -124,7 +147,7 @@ def save_finetuned(folder, model, tokenizer, labels, meta=None, overwrite=False)
     record = {**(meta or {}), "kind": "tagger" if isinstance(head, TokenClassifier) else "classifier",
               "head": settings, "labels": list(labels), "body_type": body_type(head.body.config),
               "model_config": head.body.config.to_dict(), "tokenizer": tokenizer.to_dict()}
-    save_checkpoint(folder, model.state_dict(), None, record, overwrite=overwrite)
+    save_checkpoint(folder, merged_state_dict(model), None, record, overwrite=overwrite)
 
 
 def load_finetuned(folder, task=None, reader="load_finetuned") -> tuple:
@@ -143,7 +166,8 @@ def load_finetuned(folder, task=None, reader="load_finetuned") -> tuple:
     def build():
         return build_head(task, config, meta["labels"], head["dropout"], head["pooling"] or "mean")
 
-    model = build() if head["members"] is None else Ensemble([build() for _ in range(head["members"])])
+    with skip_init():  # every weight is read from the checkpoint below (strictly): no random draw (GPT-2: seconds)
+        model = build() if head["members"] is None else Ensemble([build() for _ in range(head["members"])])
     try:
         model.load_state_dict(state)
     except (KeyError, ValueError) as err:
