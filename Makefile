@@ -47,7 +47,7 @@ bench: $(STAMP)
 	MPLBACKEND=Agg $(PY) benchmarks/report.py
 
 lessons: $(STAMP)
-	for f in lessons/[0-9]*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f || exit 1; done
+	for f in $$(ls lessons/[0-9]*.py | LC_ALL=C sort); do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f || exit 1; done
 
 # the course as a web site: every lesson executed as a notebook, then build/book/index.html and a page per lesson
 # (math as MathML: opens offline). Full length by default (about as long as `make lessons`); TINYTRANSFORMER_SHORT=1
