@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tinytransformer.plots import (
-    plot_attention_maps, plot_attribution, plot_confusion_matrix, plot_logit_lens, plot_loss_curves, token_labels,
+    plot_attention_maps, plot_attribution, plot_confusion_matrix, plot_label_efficiency, plot_logit_lens,
+    plot_loss_curves, token_labels,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -29,6 +30,14 @@ def test_loss_curves(tmp_path):
     assert path.read_bytes()[:8] == PNG
 
 
+def test_label_efficiency(tmp_path):
+    curves = {"pretrained": {"fractions": [0.05, 0.2, 1.0], "mean": [70.0, 78.0, 83.0], "sd": [1.0, 0.5, 0.4]},
+              "from scratch": {"fractions": [0.05, 0.2, 1.0], "mean": [62.0, 71.0, 80.0]}}
+    path = plot_label_efficiency(curves, tmp_path / "curve.png", {"bag of words": {"fractions": [0.05, 1.0],
+                                                                                  "mean": [60.0, 79.0]}})
+    assert path.read_bytes()[:8] == PNG
+
+
 class Letters:
     def decode(self, ids):
         return " abc\n"[ids[0]]
@@ -44,6 +53,7 @@ def test_figures_of_looking_inside(tmp_path):
     lens = rng.standard_normal((3, 4, 5))  # (n_layer + 1, T, V)
     vocab = token_labels(Letters(), range(5))
     assert plot_logit_lens(lens, labels, vocab, tmp_path / "l.png").read_bytes()[:8] == PNG
+    assert plot_logit_lens(lens, labels, vocab, tmp_path / "n.png", next_ids=[0, 4, 2]).read_bytes()[:8] == PNG
     assert plot_attribution(rng.standard_normal(4), labels, tmp_path / "b.png").read_bytes()[:8] == PNG
 
 

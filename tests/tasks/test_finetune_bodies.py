@@ -276,7 +276,7 @@ def test_finetune_checkpoint_takes_an_encoder_and_its_tokenizer(encoder, tmp_pat
                  "--unfreeze-epochs", "1", "--out", str(out)]) == 0
     assert "body: " + str(folder) + " (BERT, 2 layers, width 16" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
-    assert (results["recipe"]["pooling"], results["recipe"]["body_lr"]) == ("mean", 1e-4)  # an encoder's defaults
+    assert (results["recipe"]["pooling"], results["recipe"]["body_lr"]) == ("mean", None)  # an encoder's defaults
     assert results["recipe"]["layer_lr_decay"] == 0.8 and results["recipe"]["unfreeze_epochs"] == 1
     saved = json.loads((out / "meta.json").read_text())
     assert saved["body_type"] == "bert" and saved["tokenizer"] == tok.to_dict()
@@ -293,7 +293,7 @@ def test_the_new_flags_come_from_the_recipe(capsys):
     for flag in ("--layer-lr-decay", "--unfreeze-epochs N", "--pooling {mean,max,last,cls}"):
         assert flag in text, flag
     assert "default: max on a GPT body, mean on a BERT body" in text
-    assert "learning rate of the body (default: --lr on a GPT body, 0.0001 on a BERT body)" in text
+    assert "learning rate of the body (default: --lr on a GPT body, --lr on a BERT body)" in text
     recipe = FinetuneRecipe(task="classify", data="sst2", layer_lr_decay=0.8, unfreeze_epochs=2)
     assert (recipe.finetune_config(0).layer_lr_decay, recipe.finetune_config(0).unfreeze_epochs) == (0.8, 2)
     assert (FinetuneRecipe(task="tag", data="wnut17").pooling, FinetuneRecipe(task="tag", data="wnut17").layer_lr_decay,

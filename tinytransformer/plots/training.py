@@ -51,3 +51,31 @@ def plot_confusion_matrix(y_true, y_pred, labels=None, normalize=None, title=Non
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
+
+
+def plot_label_efficiency(curves, path, baselines=None, title="accuracy against labelled examples",
+                          ylabel="test accuracy (%)"):
+    """What pretraining buys: one line per way of training, score against the share of the labels used.
+
+    ``curves``: name -> {"fractions": [...], "mean": [...], "sd": [...] or None}; ``baselines``:
+    name -> {"fractions": [...], "mean": [...]}, drawn dashed (a bag of words, say). The x axis is
+    logarithmic: each step from 5% to 20% to 100% of the labels is a fixed factor. Returns ``path``.
+    """
+    plt = import_pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for name, curve in curves.items():
+        sd = curve.get("sd")
+        ax.errorbar(100 * np.asarray(curve["fractions"]), curve["mean"], yerr=sd, fmt="o-", ms=4, capsize=3,
+                    label=name)
+    for name, line in (baselines or {}).items():
+        ax.plot(100 * np.asarray(line["fractions"]), line["mean"], "s--", color="grey", ms=4, label=name)
+    ax.set_xscale("log")
+    fractions = sorted({f for c in (*curves.values(), *(baselines or {}).values()) for f in c["fractions"]})
+    ax.set_xticks([100 * f for f in fractions], [f"{100 * f:g}%" for f in fractions])
+    ax.set_xlabel("share of the training labels used")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
