@@ -177,17 +177,21 @@ REAL_TEMPLATES = ["{name} directed this film .", "{name} was a great director ."
 
 
 def bag_of_words_classifier(texts, labels):
-    """P(positive) from word counts and a logistic regression (seconds to train)."""
+    """P(positive) from word counts and a logistic regression (seconds to train), and the words it counts
+    (those of the training text)."""
     bow = BagOfWordsClassifier().fit(texts, labels)
-    return lambda sentences: bow.pipeline.predict_proba(sentences)[:, bow.classes.index("1")]
+    known = {w for t in texts for w in t.split()}
+    return (lambda sentences: bow.pipeline.predict_proba(sentences)[:, bow.classes.index("1")]), known
 
 
 def fine_tuned_gpt_classifier():
-    """P(positive) from a GPT fine-tuned on SST-2 with the course's recipe (one model, not an ensemble)."""
+    """P(positive) from a GPT fine-tuned on SST-2 with the course's recipe (one model, not an ensemble), and
+    the words of its tokenizer (trained on the training and dev text: a word seen only in dev has an id, but
+    its embedding never received a gradient, so it is known without being learned)."""
     with tempfile.TemporaryDirectory() as folder:
         run_finetune(FinetuneRecipe(task="classify", data="sst2", ensemble=1), folder)
         model, words, _ = load_finetuned(folder)
-    return lambda sentences: predict_proba(model, words, sentences)[:, 1]
+    return (lambda sentences: predict_proba(model, words, sentences)[:, 1]), set(words.words)
 
 
 sst2_present = all((data_dir() / "sst2" / f"stsa.binary.{s}").is_file() for s in ("train", "dev", "test"))
@@ -195,8 +199,7 @@ if not sst2_present:
     print(f"SST-2 is not in the data directory {data_dir()} (set TINYTRANSFORMER_DATA): the real-data probe is skipped")
 else:
     texts, labels = load_sst2("train")
-    vocabulary = {w for t in texts for w in t.split()}
-    predict_positive = bag_of_words_classifier(texts, labels) if SHORT else fine_tuned_gpt_classifier()
+    predict_positive, vocabulary = bag_of_words_classifier(texts, labels) if SHORT else fine_tuned_gpt_classifier()
     real = bias_probe(predict_positive, REAL_TEMPLATES, NAMES)
     print(f"mean gap {real['mean_gap']:.3f}, max gap {real['max_gap']:.3f}, permutation p {real['permutation_p']:.2f}")
     for row in real["templates"]:
@@ -205,9 +208,11 @@ else:
     first = real["probabilities"][REAL_TEMPLATES[0]]
     unseen = [n for names in NAMES.values() for n in names if n not in vocabulary]
     seen = [n for names in NAMES.values() for n in names if n in vocabulary]
-    print(f"names in SST-2's training text: {seen}; never seen: {unseen}")
+    print(f"names the model has a word for: {seen}; none (unknown to it): {unseen}")
     if len(unseen) > 1:
-        assert np.ptp([first[n] for n in unseen]) < 1e-9, "names the model never saw are all the same to it"
+        spread = np.ptp([first[n] for n in unseen])  # the same ids; float32 rows of a batch may differ in the last bit
+        print(f"spread of p(positive) over the unknown names: {spread:.1e}")
+        assert spread < 1e-6, "names the model has no word for are all the same to it"
 
     fig, ax = plt.subplots(figsize=(9, 3.8))
     for i, (group, names) in enumerate(NAMES.items()):
@@ -226,8 +231,10 @@ else:
 # %% [markdown]
 # What the numbers say, and what they do not:
 #
-# - A name the model never saw is an unknown word (`<unk>`, or nothing at all for a
-#   bag of words), so every unseen name gets the same prediction. The differences come
+# - A name the model has no word for is an unknown word (`<unk>`, or nothing at all for
+#   a bag of words), so every such name gets the same prediction. (The GPT's tokenizer
+#   also knows words it met only in the dev text: their embeddings never trained, and
+#   they stay as random as they started, a bias of their own.) The differences come
 #   from names that occur in the training reviews, where they carry the sentiment of
 #   those reviews (a director praised or panned) into every sentence that mentions them.
 # - Group means over ten names are fragile: one name with a history moves its group.
