@@ -23,7 +23,6 @@ A load checks everything before it builds anything: config.json's values, then e
 dtype and shape in model.safetensors' header against that config. Every error names the file.
 """
 
-import importlib
 import json
 import os
 import re
@@ -35,6 +34,7 @@ import numpy as np
 
 from ..data import BPETokenizer, GPT2Tokenizer
 from ..data.gpt2_tokenizer import END_OF_TEXT
+from ..extras import import_optional
 from ..nn import skip_init
 from ..validation import check_value
 from .gpt import GPT, GPTConfig
@@ -54,18 +54,6 @@ DEFAULTS = {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 
 IGNORED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")  # older files' causal-mask buffers: not parameters
 DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64}
 MAX_CONFIG_BYTES = 2**20
-EXTRA_HINT = "pip install {} (or the hf extra: pip install 'tinytransformer[hf]')"
-
-
-def _import_extra(module, needed_for):
-    """``import module`` (safetensors, huggingface_hub: the optional hf extra), or an ImportError saying how."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        top = module.split(".")[0]
-        raise ImportError(f"{needed_for} needs {top}, which is not installed: {EXTRA_HINT.format(top)}",
-                          name=top) from err
-
 
 # ------------------------------------------------------------------ config.json <-> GPTConfig
 def read_config(path) -> GPTConfig:
@@ -160,7 +148,7 @@ def load_gpt2(name_or_path, dtype=np.float32) -> GPT:
                "model.safetensors.index.json": "a checkpoint split into shards is not supported; save it as one file "
                                                "(save_pretrained(folder, max_shard_size='100GB'))"}
         raise FileNotFoundError(f"{path}: no such file{''.join('; ' + why[f] for f in others)}")
-    safetensors = _import_extra("safetensors", "loading GPT-2's weights")
+    safetensors = import_optional("safetensors", "loading GPT-2's weights")
     try:
         with safetensors.safe_open(path, framework="np") as f:
             headers = {name: (f.get_slice(name).get_dtype(), tuple(f.get_slice(name).get_shape())) for name in f.keys()}
@@ -218,7 +206,7 @@ def save_gpt2(model: GPT, folder, tokenizer=None, overwrite=False) -> list:
     clash = [n for n in names if (folder / n).exists()]
     if clash and not overwrite:
         raise FileExistsError(f"{folder} already holds {', '.join(clash)}: pass overwrite=True to replace them")
-    safetensors_numpy = _import_extra("safetensors.numpy", "writing GPT-2's weights")
+    safetensors_numpy = import_optional("safetensors.numpy", "writing GPT-2's weights")
     folder.mkdir(parents=True, exist_ok=True)
     state, dtype = model.state_dict(), model.transformer["wte"].weight.dtype
     arrays = {}
@@ -276,7 +264,7 @@ def resolve_pretrained(name_or_path) -> Path:
     where = (f"with the network the name is downloaded once into that cache; offline, put {', '.join(FILES)} in a "
              "folder and give its path")
     try:
-        hub = _import_extra("huggingface_hub", f"{name_or_path} is not a folder here; fetching it by name")
+        hub = import_optional("huggingface_hub", f"{name_or_path} is not a folder here; fetching it by name")
     except ImportError as err:
         raise ImportError(f"{err}; or put {', '.join(FILES)} in a folder and give its path", name=err.name) from None
     for cached_only in (True, False):  # the cache first, without the network

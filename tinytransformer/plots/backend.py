@@ -4,11 +4,9 @@ The library runs without matplotlib (it is the optional ``plots`` extra);
 importing this module costs nothing, and the first figure imports pyplot on
 the file-only Agg backend, so no window and no display are needed.
 
-Every optional dependency (``EXTRAS``: matplotlib, scikit-learn, tqdm, Numba,
-threadpoolctl) is imported through ``import_optional``, whose ImportError says
-what needed it and the one command that installs it (the hf extra's safetensors
-and huggingface_hub are imported by ``models/hf_gpt2.py``, a layer below this
-one, with the same message). What a missing extra costs:
+Every optional dependency is imported through ``import_optional`` (``extras.py``,
+at the bottom of the layout, re-exported here), whose ImportError says what
+needed it and the one command that installs it. What a missing extra costs:
 
 - a figure drawn along the way (``loss.png`` of ``train``, the confusion matrices
   of ``finetune``) is skipped, and ``note_once`` says so in one line on standard
@@ -20,48 +18,12 @@ one, with the same message). What a missing extra costs:
   twins: each said once, in one line.
 """
 
-import importlib
 import sys
 from pathlib import Path
 
-# module -> (what pip installs, the tinytransformer extra that brings it)
-EXTRAS = {
-    "matplotlib": ("matplotlib", "plots"),
-    "sklearn": ("scikit-learn", "data"),
-    "tqdm": ("tqdm", "data"),
-    "numba": ("numba", "fast"),
-    "threadpoolctl": ("threadpoolctl", "fast"),
-    "safetensors": ("safetensors", "hf"),  # imported by models/hf_gpt2.py, which sits below this layer
-    "huggingface_hub": ("huggingface_hub", "hf"),
-}
+from ..extras import EXTRAS, import_optional, install_hint, missing_extra  # noqa: F401  (re-exported)
+
 _noted = set()
-
-
-def install_hint(module) -> str:
-    """How to install the optional ``module``: "pip install matplotlib (or the plots extra: ...)"."""
-    package, extra = EXTRAS[module.split(".")[0]]
-    return f"pip install {package} (or the {extra} extra: pip install 'tinytransformer[{extra}]')"
-
-
-def import_optional(module, needed_for):
-    """``import module``, or an ImportError (``.name`` = the missing module) saying that ``needed_for``
-    needs it and how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        top = module.split(".")[0]
-        raise ImportError(f"{needed_for} needs {EXTRAS[top][0]}, which is not installed: {install_hint(top)}",
-                          name=top) from err
-
-
-def missing_extra(err):
-    """The optional module (a key of ``EXTRAS``) whose absence raised ``err``, or None for any other error."""
-    while err is not None:
-        name = getattr(err, "name", None)
-        if isinstance(err, ImportError) and name and name.split(".")[0] in EXTRAS:
-            return name.split(".")[0]
-        err = err.__cause__ or err.__context__
-    return None
 
 
 def note_once(message, write=None):
