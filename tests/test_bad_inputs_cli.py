@@ -283,12 +283,12 @@ def test_debug_through_python_dash_m_prints_the_traceback(env):
 
 
 def test_an_internal_error_is_one_line_with_exit_code_1(env, capsys, monkeypatch):
-    from tinytransformer.tasks import language_model
+    from tinytransformer.tasks import text_generation
 
     def broken(config):
         raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
 
-    monkeypatch.setattr(language_model, "print_generated", broken)
+    monkeypatch.setattr(text_generation, "print_generated", broken)
     with pytest.raises(SystemExit) as exit_info:
         main(["generate", "--checkpoint", env["gpt"]])
     err = capsys.readouterr().err
@@ -299,24 +299,24 @@ def test_an_internal_error_is_one_line_with_exit_code_1(env, capsys, monkeypatch
 
 
 def test_ctrl_c_is_one_line_with_exit_code_130(env, capsys, monkeypatch):
-    from tinytransformer.tasks import language_model
+    from tinytransformer.tasks import text_generation
 
     def interrupted(config):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(language_model, "print_generated", interrupted)
+    monkeypatch.setattr(text_generation, "print_generated", interrupted)
     with pytest.raises(SystemExit) as exit_info:
         main(["generate", "--checkpoint", env["gpt"]])
     _check_one_line(exit_info.value.code, capsys.readouterr().err, "interrupted", expected_code=130)
 
 
 def test_a_long_message_stays_one_readable_line(env, capsys, monkeypatch):
-    from tinytransformer.tasks import language_model
+    from tinytransformer.tasks import text_generation
 
     def verbose(config):
         raise ValueError("load_state_dict: missing keys\n" + ", ".join(f"'layer.{i}.weight'" for i in range(200)))
 
-    monkeypatch.setattr(language_model, "print_generated", verbose)
+    monkeypatch.setattr(text_generation, "print_generated", verbose)
     with pytest.raises(SystemExit) as exit_info:
         main(["generate", "--checkpoint", env["gpt"]])
     err = capsys.readouterr().err

@@ -57,10 +57,10 @@ COMMANDS = {
               "learning rate and periodic validation. Writes a checkpoint and loss.png to --out at every evaluation. "
               "The defaults are nanoGPT's small CPU configuration for character-level Shakespeare, except that a GPT "
               "trains without weight decay and gradient clipping (measured better at this size: docs/shakespeare.md)."),
-    "generate": ("language_model", "GenerateConfig", "print_generated", "sample text from a trained checkpoint or GPT-2",
+    "generate": ("text_generation", "GenerateConfig", "print_generated", "sample text from a trained checkpoint or GPT-2",
                  "Continue a prompt with a model saved by `tinytransformer train` (--checkpoint), or with GPT-2 "
                  "weights in Hugging Face's layout (--pretrained gpt2: docs/gpt2.md), using the KV cache."),
-    "demo": ("language_model", "DemoConfig", "demo", "train on Python's help pages, then print a sample",
+    "demo": ("text_generation", "DemoConfig", "demo", "train on Python's help pages, then print a sample",
              "`train --data pydoc` with the default model, then `generate` from it."),
     "finetune": ("finetune", "FinetuneRecipe", "run_finetune",
                  "fine-tune a GPT or BERT to classify sentences or tag tokens",

@@ -1,8 +1,8 @@
 """The optional extras: which package each optional module comes from, and the one error every layer raises
 when one is missing.
 
-Every optional dependency (``EXTRAS``: matplotlib, scikit-learn, tqdm, Numba, threadpoolctl, and the hf
-extra's safetensors and huggingface_hub) is imported through ``import_optional``, whose ImportError says
+Every optional dependency (``EXTRAS``: matplotlib, scikit-learn, tqdm, Numba, threadpoolctl, the hf
+extra's safetensors and huggingface_hub, and the mpi extra's mpi4py) is imported through ``import_optional``, whose ImportError says
 what needed it and the one command that installs it; ``missing_extra`` finds that extra again in an error's
 chain, so the command line can print it as one line. This file sits at the bottom of the layout, so the
 models (GPT-2's safetensors) and the plots (matplotlib) use the same mechanism.
@@ -19,6 +19,7 @@ EXTRAS = {
     "threadpoolctl": ("threadpoolctl", "fast"),
     "safetensors": ("safetensors", "hf"),
     "huggingface_hub": ("huggingface_hub", "hf"),
+    "mpi4py": ("mpi4py mpich", "mpi"),  # MPI itself (mpiexec and the library) comes as the mpich wheel
 }
 
 

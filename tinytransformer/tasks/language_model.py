@@ -21,26 +21,29 @@ train``. ``prepare_pretraining`` builds the trainer, ``resume_pretraining``
 rebuilds it from a checkpoint folder (the corpus is read again, the tokenizer
 comes from the checkpoint), ``load_pretrained`` gives back the model and
 tokenizer, to generate from or to fine-tune.
+
+Under ``mpirun -n N`` (or ``--nproc N``) N processes train one model data-parallel,
+each on its share of every batch (``training.distributed``, docs/parallel.md).
 """
 
-import os
-import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import numpy as np
 
 from ..data import load_corpus, tokenizer_from_dict
 from ..data.segments import DOCUMENT_CORPORA, MASK_TOKENS, TOKENIZERS, bert_special_ids, pretraining_data, train_tokenizer
 from ..data.word_tokenizer import SPECIALS as WORD_SPECIALS
+from ..kernels.threads import thread_policy
 from ..models.bert import BertConfig, BertForMaskedLM
 from ..models.gpt import GPT, GPTConfig
-from ..models.hf_gpt2 import load_model_and_tokenizer
 from ..models.rnn_lm import RNNLM, RNNLMConfig
+from ..plots import note_once
 from ..rng import manual_seed
 from ..training import TrainConfig, Trainer, check_out_folder, load_checkpoint, save_checkpoint
-from .options import check_options, option
+from ..training.distributed import data_parallel_world, launch
+from .memory_estimate import check_memory
+from .options import check_options, flags_for, option
 
 MODEL_TYPES = ("gpt", "rnn", "lstm", "bert")
 # The defaults that differ by model (None in a LanguageModelConfig field: "this model's"). gpt: nanoGPT's, without
@@ -126,6 +129,13 @@ class LanguageModelConfig:
                           "ignored)", group="run")
     overwrite: bool = option(False, "replace the checkpoint already in --out (only the files it recorded as its "
                              "own are removed), or write into a folder that holds other files", group="run")
+    threads: int = option(None, "BLAS/Numba threads (default: adaptive, the cores that other programs leave idle, "
+                          "looked at every 2 s: kernels/threads.py; one per rank under MPI)", within="[1, inf)",
+                          group="run")
+    nproc: int = option(1, "processes that train together, data-parallel: each takes batch_size/nproc rows of every "
+                        "batch, the gradients are averaged; started as MPI ranks with the mpi extra's mpiexec "
+                        "(`mpirun -n N python -m tinytransformer train ...` does the same; docs/parallel.md)",
+                        within="[1, inf)", group="run")
 
     def __post_init__(self):
         check_options(self)
@@ -134,6 +144,9 @@ class LanguageModelConfig:
         for name, value in MODEL_DEFAULTS[self.model].items():
             if getattr(self, name) is None and not (name == "max_iters" and self.resume):  # resume: the saved run's
                 setattr(self, name, value)
+        if not self.resume and self.batch_size % self.nproc:  # (resumed: the saved batch size, checked by Trainer)
+            raise ValueError(f"nproc {self.nproc} does not divide batch_size {self.batch_size}: each process takes an "
+                             f"equal share of every batch; use a multiple of {self.nproc}")
         if self.vocab_size is None and self.tokenizer in VOCAB_SIZES:
             self.vocab_size = VOCAB_SIZES[self.tokenizer]
         if self.model in ("gpt", "bert") and self.n_embd % self.n_head:
@@ -178,25 +191,6 @@ def build_model(model_type, config):
     raise ValueError(f"build_model: model_type must be one of {MODEL_TYPES}, got {model_type!r}")
 
 
-def check_memory(model_type, config, batch_size):
-    """A ValueError, before anything is allocated, if training a model of this size would not fit in this
-    machine's memory: 16 bytes per parameter (float32 weights, gradients, AdamW's two moments) and a rough
-    count of one batch's activations (float32)."""
-    c, layers, vocab, block = config["n_embd"], config["n_layer"], config["vocab_size"], config["block_size"]
-    attention = model_type in ("gpt", "bert")
-    params = layers * (12 if attention else 8) * c * c + (vocab + block) * c + (0 if attention else vocab * c)
-    per_token = layers * (20 * c + (2 * config["n_head"] * block if attention else 0)) + 2 * vocab  # + attention maps
-    needed = 16 * params + 4 * batch_size * block * per_token
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not Linux or macOS: nothing to compare with
-        return
-    if needed > memory:
-        raise ValueError(f"training this {model_type} ({params:,} parameters, batches of {batch_size:,} x {block:,} "
-                         f"tokens) needs about {needed / 2**30:,.0f} GiB, more than this machine's "
-                         f"{memory / 2**30:,.0f} GiB; use a smaller n_embd, n_layer, block_size or batch_size")
-
-
 def masked_lm_loss(model, batch):
     """A BERT's loss on a ``MaskedSegments`` batch ``(inputs, key_padding_mask, labels)``."""
     return model.masked_lm_loss(*batch)
@@ -205,7 +199,7 @@ def masked_lm_loss(model, batch):
 def _trainer(model_type, model, train_data, val_data, train_config, **kwargs):
     """The loop for a language model: next-token prediction's default loss, or a BERT's masked-LM loss."""
     loss = {"loss_fn": masked_lm_loss} if model_type == "bert" else {}
-    return Trainer(model, train_data, val_data, train_config, **loss, **kwargs)
+    return Trainer(model, train_data, val_data, train_config, **loss, world=data_parallel_world(), **kwargs)
 
 
 def prepare_pretraining(data=None, tokenizer=None, vocab_size=None, model_config=None, train_config=None,
@@ -304,8 +298,17 @@ def save_pretrained_body(folder, model, tokenizer, data, overwrite=False):
 
 def run(config=None, progress=True, log=print) -> Trainer:
     """Pretrain (or, with ``config.resume``, continue) the run ``config`` describes, saving to ``config.out``;
-    returns the trainer."""
+    returns the trainer.
+
+    With ``config.nproc`` > 1 this process starts ``nproc`` MPI ranks that train
+    (``training.distributed.launch``), waits for them and returns None (their run
+    is in ``config.out``: ``resume_pretraining`` loads it). Under mpirun only rank 0 logs.
+    """
     config = config if config is not None else LanguageModelConfig()
+    if config.nproc > 1:
+        return launch(config.nproc, ["train", *flags_for(config, leave_out=("nproc",))])
+    world = data_parallel_world()
+    log = log if world.is_root else (lambda *_: None)
     if config.resume:
         log(f"resuming the run in {config.out} (its saved settings; only --max-iters and --max-minutes may change "
             "them)")
@@ -315,7 +318,12 @@ def run(config=None, progress=True, log=print) -> Trainer:
         trainer = prepare_pretraining(config=config, out_dir=config.out)
     log(f"{trainer.meta.get('model_type', 'gpt').upper()} with {trainer.model.num_parameters() / 1e6:.2f}M parameters "
         f"on {trainer.meta['data']} ({len(trainer.train_tokens):,} training tokens, vocabulary "
-        f"{trainer.model.config.vocab_size}); {trainer.config.max_iters} steps of {trainer.tokens_per_step:,} tokens")
+        f"{trainer.model.config.vocab_size}); {trainer.config.max_iters} steps of {trainer.tokens_per_step:,} tokens"
+        + (f", shared by {world.size} MPI ranks" if world.size > 1 else ""))
+    try:
+        trainer.threads = thread_policy(config.threads, world)
+    except ImportError as err:  # threadpoolctl is optional: the BLAS keeps its own thread count
+        note_once(f"--threads not applied: {err}")
     start, first_step = time.perf_counter(), trainer.step
     max_seconds = None if config.max_minutes is None else 60 * config.max_minutes
     history = trainer.train(progress=progress, max_seconds=max_seconds)
@@ -328,70 +336,3 @@ def run(config=None, progress=True, log=print) -> Trainer:
         f"({steps * trainer.tokens_per_step / max(seconds, 1e-9):,.0f} tokens/s)\n"
         f"checkpoint: {config.out}{f'   loss curve: {plot}' if plot.is_file() else ''}\n{use}")
     return trainer
-
-
-@dataclass
-class GenerateConfig:
-    """Sampling from a saved language model, or from a GPT-2 in Hugging Face's layout: ``tinytransformer generate``."""
-
-    checkpoint: str = option(None, "the --out folder of a training run (or give --pretrained)", metavar="DIR")
-    pretrained: str = option(None, "a GPT-2 in Hugging Face's layout: a folder of config.json, model.safetensors, "
-                             "vocab.json and merges.txt, or a hub name such as gpt2 (read from the Hugging Face cache, "
-                             "or downloaded with the hf extra; docs/gpt2.md)", metavar="PATH_OR_NAME")
-    prompt: str = option("\n", "text to continue (default: a newline); with a char tokenizer, only characters of "
-                         "the training text")
-    max_new_tokens: int = option(300, "tokens to generate", within="[1, inf)")
-    temperature: float = option(0.8, "divide the logits by this before sampling; 0 is greedy (always the likeliest "
-                                "token)", within="[0, inf)")
-    top_k: int = option(None, "sample only among the k likeliest tokens", within="[1, inf)")
-    top_p: float = option(None, "sample only among the likeliest tokens whose probabilities add up to p (nucleus)",
-                          within="(0, 1]")
-    seed: int = option(1337, "the same seed gives the same text")
-
-    def __post_init__(self):
-        check_options(self)
-        if (self.checkpoint is None) == (self.pretrained is None):
-            raise ValueError("checkpoint or pretrained: give one of the two, the folder of a trained model or a "
-                             "GPT-2 (a folder or hub name)")
-        if not self.prompt:
-            raise ValueError("prompt must not be empty")
-
-
-def generate_text(config: GenerateConfig) -> str:
-    """The prompt and its continuation, sampled from the checkpoint (or GPT-2) ``config`` names (with the KV cache)."""
-    from ..generation import generate
-
-    if config.pretrained is not None:
-        model, tokenizer = load_model_and_tokenizer(config.pretrained)
-    else:
-        model, tokenizer, _ = load_pretrained(config.checkpoint, reader="generate", holds=LANGUAGE_MODELS)
-    prompt = np.asarray(tokenizer.encode(config.prompt), dtype=np.int64)[None, :]  # (1, T)
-    if prompt.shape[1] > model.config.block_size:
-        print(f"note: the prompt has {prompt.shape[1]} tokens, more than the model's block of "
-              f"{model.config.block_size}: it sees only the last {model.config.block_size}", file=sys.stderr)
-    out = generate(model, prompt, config.max_new_tokens, temperature=config.temperature, top_k=config.top_k,
-                   top_p=config.top_p, seed=config.seed)
-    return tokenizer.decode(out[0])
-
-
-def print_generated(config: GenerateConfig):
-    """``tinytransformer generate``: print the prompt and its continuation."""
-    print(generate_text(config))
-
-
-@dataclass
-class DemoConfig:
-    """``tinytransformer demo``: the default run on Python's help pages, then a sample of what it learnt."""
-
-    out: str = option("runs/demo", "folder for the checkpoint and loss.png", metavar="DIR")
-    max_iters: int = option(DEFAULT_MAX_ITERS, "optimisation steps", within="[1, inf)")
-    overwrite: bool = option(False, "replace the checkpoint already in --out (an earlier demo's)")
-
-    def __post_init__(self):
-        check_options(self)
-
-
-def demo(config: DemoConfig):
-    run(LanguageModelConfig(data="pydoc", out=config.out, max_iters=config.max_iters, overwrite=config.overwrite))
-    print("\n--- a sample from the trained model ---")
-    print_generated(GenerateConfig(checkpoint=config.out, max_new_tokens=400))

@@ -43,6 +43,20 @@ def options(config_class) -> list:
     return [f for f in fields(config_class) if f.metadata.get("flag")]
 
 
+def flags_for(config, leave_out=()) -> list:
+    """The command-line flags that give ``config``'s values (``n_layer=4`` -> ``["--n-layer", "4"]``; a True switch
+    -> its flag; None and False left out; a list, the flag repeated), but those named in ``leave_out``: how
+    ``train --nproc`` hands its own flags to the processes it starts."""
+    flags = []
+    for f in options(type(config)):
+        value = getattr(config, f.name)
+        if f.name not in leave_out and value is not None and value is not False and not f.metadata["positional"]:
+            flag = "--" + f.name.replace("_", "-")
+            values = value if isinstance(value, list) else [value]  # a repeated flag for a list
+            flags += [flag] if value is True else [text for v in values for text in (flag, str(v))]
+    return flags
+
+
 def check_options(config):
     """Check (and make integral floats ints in) every ``option`` field of ``config``, in place."""
     for f in fields(config):

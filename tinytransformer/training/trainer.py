@@ -26,6 +26,12 @@ the weights, AdamW's moments and step counts, the schedule's position, the
 generator that draws the batches, the library's generator (dropout) and the
 history of losses. Loading it into a fresh model and trainer and continuing
 gives the same losses, bit for bit, as a run that never stopped.
+
+Data parallelism. Given a ``world`` of N processes (``training.distributed``:
+``mpirun -n N`` or ``train --nproc N``), each rank keeps its B/N rows of every
+batch, the gradients and losses are averaged over the ranks before clipping
+and the optimizer step, and only rank 0 writes checkpoints, plots, progress
+and logs. Without one the loop is the single process it always was.
 """
 
 import time
@@ -43,6 +49,7 @@ from ..rng import get_rng_state, set_rng_state
 from ..validation import check_fields, check_value
 from .checkpoint import load_checkpoint, save_checkpoint
 from .checkpoint_schema import describe, kind_of
+from .distributed import World
 from .progress import Progress
 
 
@@ -118,12 +125,22 @@ class Trainer:
     ``kind``, or a language model for a GPT or an RNN/LSTM, or "custom" (whose
     meta keys are free). ``overwrite`` lets the first save replace a checkpoint
     of another kind already in ``out_dir`` (``save_checkpoint``).
+
+    ``world`` (``training.distributed.World``, default one process) trains
+    data-parallel: ``config.batch_size`` stays the global batch, of which this
+    rank takes its share (see ``training.distributed``).
     """
 
     def __init__(self, model, train_data, val_data=None, config=None, tokenizer=None, out_dir=None, meta=None, *,
-                 loss_fn=default_loss, param_groups=None, evaluate=None, evaluate_first=True, overwrite=False):
+                 loss_fn=default_loss, param_groups=None, evaluate=None, evaluate_first=True, overwrite=False,
+                 world=None):
         self.model = model
         self.config = config = config if config is not None else TrainConfig()
+        self.world = world = world if world is not None else World()
+        if config.batch_size % world.size:
+            raise ValueError(f"Trainer: batch_size {config.batch_size} is not divisible by the {world.size} ranks "
+                             f"training together: each takes an equal share of every batch; use a multiple of "
+                             f"{world.size}")
         self.train_data, self.val_data = self._source(train_data, "training"), self._source(val_data, "validation")
         self.loss_fn, self.custom_evaluate, self.evaluate_first = loss_fn, evaluate, evaluate_first
         self.evaluates = evaluate is not None or self.val_data is not None  # nothing to evaluate: no evaluations
@@ -134,15 +151,18 @@ class Trainer:
         groups = param_groups if param_groups is not None else model.optimizer_groups(config.weight_decay)
         self.optimizer = AdamW(groups, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
         self.scheduler = WarmupCosineLR(self.optimizer, config.warmup_iters, config.lr_decay_iters, config.min_lr_ratio)
-        self.batch_rng = np.random.default_rng(config.seed)  # draws the training batches
+        self.batch_rng = np.random.default_rng(config.seed)  # draws the training batches, the same on every rank
+        set_rng_state(world.own_stream(get_rng_state()))     # dropout: rank r > 0 its own stream (distributed.py)
+        self.threads = None  # a kernels.threads.AdaptiveThreads to update once per step, or None
         self.step = 0
         self.history = {"step": [], "train_loss": [], "lr": [], "eval_step": [], "eval_train_loss": [], "val_loss": []}
         self.bar = None
 
     def _source(self, data, name):
-        """A batch source; token ids become random windows (checked to be longer than one window)."""
+        """A batch source (this rank's rows of it, see ``World.share``); token ids become random windows
+        (checked to be longer than one window)."""
         if data is None or hasattr(data, "next_batch"):
-            return data
+            return self.world.share(data)
         block_size = self.model.config.block_size
         tokens = np.asarray(data)
         if len(tokens) <= block_size:
@@ -150,7 +170,7 @@ class Trainer:
                 f"Trainer: the {name} split has {len(tokens)} tokens, but a batch needs more than "
                 f"block_size={block_size}; use a longer text or a smaller block size"
             )
-        return TokenWindows(tokens, block_size, self.config.batch_size)
+        return self.world.share(TokenWindows(tokens, block_size, self.config.batch_size))
 
     @property
     def train_tokens(self):
@@ -171,18 +191,20 @@ class Trainer:
         c = self.config
         self.model.train()
         lr = self.optimizer.param_groups[0]["lr"]
+        params = [p for p in self.model.parameters() if p.requires_grad]
         total = 0.0
         for _ in range(c.grad_accum):
             loss = self.loss_fn(self.model, self.train_data.next_batch(self.batch_rng))
             (loss / c.grad_accum if c.grad_accum > 1 else loss).backward()
             total += loss.item()
+        self.world.average_gradients(params)  # the global batch's mean gradient, on every rank
         if c.grad_clip > 0:
-            clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], c.grad_clip)
+            clip_grad_norm_(params, c.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad()
         self.scheduler.step()
         self.step += 1
-        loss = total / c.grad_accum
+        loss = self.world.average(total / c.grad_accum)
         self.history["step"].append(self.step)
         self.history["train_loss"].append(loss)
         self.history["lr"].append(lr)
@@ -205,11 +227,12 @@ class Trainer:
             for _ in range(self.config.eval_iters):
                 losses.append(self.loss_fn(self.model, source.next_batch(rng)).item())
         self.model.train(was_training)
-        return float(np.mean(losses))
+        return self.world.average(float(np.mean(losses)))  # every rank evaluated its rows of the same batches
 
     def evaluate(self) -> dict:
         """Evaluate now and append to the history: by default the training and validation loss
         (``{"train": ..., "val": ...}``), else what the ``evaluate`` callable returns."""
+        self.world.check_same_state(self.model, self.batch_rng, "Trainer.evaluate")
         self.history["eval_step"].append(self.step)
         if self.custom_evaluate is not None:
             scores = self.custom_evaluate(self)
@@ -221,7 +244,9 @@ class Trainer:
         return losses
 
     def log(self, text):
-        """Print a line without breaking the progress bar."""
+        """Print a line without breaking the progress bar (rank 0 only)."""
+        if not self.world.is_root:
+            return
         if self.bar is not None:
             self.bar.write(text)
         else:
@@ -239,8 +264,9 @@ class Trainer:
         (tqdm if installed) unless ``progress=False``. Returns the history.
         """
         c = self.config
-        self.bar = Progress(c.max_iters, initial=self.step, enabled=progress, desc=desc)
+        self.bar = Progress(c.max_iters, initial=self.step, enabled=progress and self.world.is_root, desc=desc)
         seconds, done = 0.0, 0  # time in training steps only, evaluations left out
+        self.world.check_same_state(self.model, self.batch_rng, "Trainer.train")
         try:
             if self.step == 0 and self.evaluate_first and self.evaluates:
                 self._after_eval(self.evaluate(), on_eval)
@@ -248,11 +274,13 @@ class Trainer:
                 started = time.perf_counter()
                 loss = self.train_step()
                 seconds, done = seconds + time.perf_counter() - started, done + 1
+                if self.threads is not None:
+                    self.threads.update()  # fewer threads while another program holds a core
                 shown = {"loss": f"{loss:.4f}"}
                 if self.tokens_per_step is not None:
                     shown["tok_s"] = f"{done * self.tokens_per_step / seconds:,.0f}"
                 self.bar.update(**shown)
-                out_of_time = max_seconds is not None and seconds > max_seconds
+                out_of_time = max_seconds is not None and self.world.from_root(seconds > max_seconds)  # all stop
                 due = self.step % c.eval_interval == 0 or self.step == c.max_iters or out_of_time
                 if due and self.evaluates:
                     self._after_eval(self.evaluate(), on_eval)
@@ -269,6 +297,7 @@ class Trainer:
             self.log(f"step {self.step}: train loss {scores['train']:.4f}, val loss {scores['val']:.4f}")
         if self.out_dir is not None:
             self.save(self.out_dir)
+        if self.out_dir is not None and self.world.is_root:
             try:
                 self.plot(self.out_dir / "loss.png")
             except ImportError as err:  # matplotlib is optional: the run goes on without its figure
@@ -287,7 +316,14 @@ class Trainer:
 
     # ----------------------------------------------------------- checkpoints
     def save(self, folder):
-        """Write a checkpoint: everything ``load`` needs to continue exactly (see the module docstring)."""
+        """Write a checkpoint: everything ``load`` needs to continue exactly (see the module docstring).
+        Data-parallel, every rank calls it and rank 0 writes, with each rank's dropout generator."""
+        library = self.world.gather(get_rng_state())  # every rank's, on rank 0
+        if not self.world.is_root:
+            return
+        rng = {"batches": self.batch_rng.bit_generator.state, "library": library[0]}
+        if self.world.size > 1:
+            rng["library_by_rank"] = library
         meta = {
             **(kind_of(self.model) if "kind" not in self.meta else {}),
             **self.meta,
@@ -295,7 +331,7 @@ class Trainer:
             "model_config": self.model.config.to_dict(),
             "train_config": self.config.to_dict(),
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer is not None else None,
-            "rng": {"batches": self.batch_rng.bit_generator.state, "library": get_rng_state()},
+            "rng": rng,
             "scheduler": self.scheduler.state_dict(),
             "history": {k: v for k, v in self.history.items() if k != "seconds"},
         }
@@ -313,7 +349,7 @@ class Trainer:
             self.optimizer.load_state_dict(optimizer_state)
             self.scheduler.load_state_dict(meta["scheduler"])
             self.batch_rng.bit_generator.state = meta["rng"]["batches"]
-            set_rng_state(meta["rng"]["library"])
+            set_rng_state(self.world.restored_stream(meta["rng"]))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"Trainer.load: {folder} does not fit this trainer: {err}") from None
         self.step = int(meta["step"])
