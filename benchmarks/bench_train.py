@@ -11,6 +11,8 @@ width 384, block 256, batch 16. Sections:
 - step: forward, backward and AdamW, after checking that all three start from the same loss.
   The three implementations run interleaved, one step each per round (the order alternating),
   so that a change in the machine's load hits all alike; medians and quartiles over the rounds.
+- floor: the step's matrix products alone, each timed with np.matmul (OpenBLAS) at its own shape
+  on the same threads: the time no implementation on this machine goes below (see ``matmul_floor``).
 - generation: tokens per second from a one-token prompt, with and without our KV cache,
   against nanoGPT's cache-free loop in torch.
 - memory: the peak resident memory of one training step, each implementation in its own
@@ -56,7 +58,7 @@ CONFIGS = {
     "B": dict(model=dict(vocab_size=65, n_layer=6, n_head=6, n_embd=384, block_size=256), batch=16),
 }
 IMPLS = ("numpy", "numba", "torch")
-SECTIONS = ("step", "generation", "memory", "startup", "allocator")
+SECTIONS = ("step", "floor", "generation", "memory", "startup", "allocator")
 
 
 def build(name, impl):
@@ -120,6 +122,54 @@ def bench_step(name, rounds):
     result["ratios"] = {"numba/torch": med["numba"] / med["torch"], "numpy/torch": med["numpy"] / med["torch"],
                         "numpy/numba": med["numpy"] / med["numba"]}
     return result
+
+
+def step_matmuls(name):
+    """The matrix products of one training step of configuration ``name``: a list of (count, batch, m, k, n, share).
+
+    Each Linear layer (rows N = batch x block, in -> out) does three products: forward x W^T
+    (N, in) @ (in, out), and backward dX = dY W (N, out) @ (out, in) and dW = dY^T X (out, N) @ (N, in).
+    Attention does six per layer, each (B * heads) products of T x T x head size: QK^T and PV
+    forward; dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q backward. Under the causal mask only
+    the lower half of each T x T product is needed: ``share`` 0.5 counts that half.
+    """
+    spec = CONFIGS[name]
+    c = GPTConfig(**spec["model"])
+    N, C, T = spec["batch"] * c.block_size, c.n_embd, c.block_size
+    linears = [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)]  # c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj
+    shapes = []
+    for n_in, n_out in linears:
+        shapes += [(c.n_layer, 1, N, n_in, n_out, 1.0), (c.n_layer, 1, N, n_out, n_in, 1.0),
+                   (c.n_layer, 1, n_out, N, n_in, 1.0)]
+    V = c.vocab_size
+    shapes += [(1, 1, N, C, V, 1.0), (1, 1, N, V, C, 1.0), (1, 1, V, N, C, 1.0)]  # lm_head
+    hs, BH = C // c.n_head, spec["batch"] * c.n_head
+    shapes += [(2 * c.n_layer, BH, T, hs, T, 0.5), (4 * c.n_layer, BH, T, T, hs, 0.5)]  # QK^T, dP; PV, dV, dQ, dK
+    return shapes
+
+
+def matmul_floor(name, repeats=5):
+    """Seconds of matrix products in one training step of ``name``, each timed alone (median of ``repeats``).
+
+    The floor of the step: its matrix products at the speed this machine's BLAS does
+    them, on the same threads, with nothing else (no softmax, norm, GELU, optimizer,
+    copies, Python). Returns the seconds, the FLOPs (2 m k n per product) and their rate.
+    """
+    rng = np.random.default_rng(0)
+    seconds = flops = 0.0
+    for count, batch, m, k, n, share in step_matmuls(name):
+        a = rng.standard_normal((batch, m, k), dtype=np.float32)
+        b = rng.standard_normal((batch, k, n), dtype=np.float32)
+        out = np.empty((batch, m, n), np.float32)
+        np.matmul(a, b, out=out)  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            np.matmul(a, b, out=out)
+            times.append(time.perf_counter() - start)
+        seconds += count * share * float(np.median(times))
+        flops += count * share * 2.0 * batch * m * k * n
+    return {"seconds": seconds, "gflop": flops / 1e9, "gflop_per_s": flops / 1e9 / seconds}
 
 
 def torch_generate(model, idx, max_new_tokens, block_size):
@@ -279,6 +329,11 @@ def main():
         if "step" not in args.skip:
             result.setdefault("step", {})[name] = r = bench_step(name, rounds[name])
             print(name, "step", {k: round(v["median_ms"], 1) for k, v in r.items() if k in IMPLS}, r["ratios"], flush=True)
+        if "floor" not in args.skip:
+            result.setdefault("floor", {})[name] = r = matmul_floor(name)
+            if "step" in result:
+                r["numba_step_over_floor"] = result["step"][name]["numba"]["median_ms"] / 1e3 / r["seconds"]
+            print(name, "matmul floor", r, flush=True)
         if "generation" not in args.skip:
             result.setdefault("generation", {})[name] = r = bench_generation(name, args.new_tokens)
             print(name, "generation", {k: v for k, v in r.items()}, flush=True)
