@@ -93,7 +93,7 @@ EDITS = [
     ("base-of-a-view", _edit_of_the_base_of_a_view, "that MatMul saved", "its values differ"),
     ("layer-weight", _edit_of_a_weight, "that LinearFunction saved", "its values differ"),
     ("optimizer-step", _step_between_two_backwards, "that LinearFunction saved", "its values differ"),
-    ("gpt-weight", _gpt_weight_edit, "that LinearFunction saved", "its values differ"),
+    ("gpt-weight", _gpt_weight_edit, "that LinearGELUFunction saved", "its values differ"),  # c_fc and its GELU
 ]
 
 

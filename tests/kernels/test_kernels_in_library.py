@@ -94,7 +94,7 @@ def test_gpt_gradcheck(on_backend):
 def test_fused_functions_call_the_backends_kernels(on_backend, monkeypatch, rng):
     """Each fused Function reaches the kernel of the backend in use, forward and backward."""
     calls = []
-    names = {layernorm: ["layer_norm_forward", "layer_norm_backward"], gelu: ["gelu_forward", "gelu_backward"],
+    names = {layernorm: ["layer_norm_forward", "layer_norm_backward"], gelu: ["bias_gelu_forward", "bias_gelu_backward"],
              softmax_cross_entropy: ["cross_entropy_rows", "cross_entropy_grad"],
              attention_softmax: ["masked_softmax", "masked_softmax_backward"]}
     if on_backend == "numpy":  # Numba's masked_softmax kernel also recomputes the probabilities

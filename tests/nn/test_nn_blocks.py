@@ -100,6 +100,48 @@ def test_mlp_defaults_gradcheck_and_bad_activation(rng):
         tt.nn.MLP(4, activation="swish")
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_linear_gelu_is_linear_then_gelu(approximate, bias, dtype, backend, rng):
+    """The fused op against the composition it replaces: the same output bit for bit, the same gradients."""
+    F = tt.nn.functional
+    x, w = rng.standard_normal((2, 5, 6)).astype(dtype), rng.standard_normal((7, 6)).astype(dtype)
+    b = rng.standard_normal(7).astype(dtype) if bias else None
+    grad = rng.standard_normal((2, 5, 7)).astype(dtype)
+    results = []
+    with tt.kernels.use_backend(backend):
+        for fused in (True, False):
+            params = [tt.Tensor(a.copy(), requires_grad=True) for a in (x, w, b) if a is not None]
+            y = (F.linear_gelu(*params, approximate=approximate) if fused
+                 else F.gelu(F.linear(*params), approximate=approximate))
+            y.backward(grad)
+            results.append([y.data] + [p.grad for p in params])
+    fused, composed = results
+    if backend == "numpy":  # the same NumPy operations; Numba's loops may contract a multiply-add differently
+        np.testing.assert_array_equal(fused[0], composed[0])
+    np.testing.assert_allclose(fused[0], composed[0], rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).eps)
+    for a, b_ in zip(fused[1:], composed[1:]):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b_, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_linear_gelu_gradcheck_and_mlp_uses_it(approximate, rng):
+    """float64 central differences (gradcheck: |analytic - numeric| <= 1e-8 + 1e-6 |numeric|); the MLP runs
+    c_fc and a GELU as one graph node, and a plain activation (ReLU) as two."""
+    x, w, b = (tt.Tensor(rng.standard_normal(shape), requires_grad=True) for shape in ((3, 4, 5), (6, 5), (6,)))
+    assert tt.gradcheck(lambda x, w, b: tt.nn.functional.linear_gelu(x, w, b, approximate), [x, w, b])
+    assert tt.gradcheck(lambda x, w: tt.nn.functional.linear_gelu(x, w, None, approximate), [x, w])
+    for activation, first in (("gelu", "LinearGELUFunction"), ("relu", "ReLU")):
+        mlp = tt.nn.MLP(5, hidden_dim=6, activation=activation).double()
+        y = mlp(x)
+        assert y._ctx.parents[0]._ctx.fn.__name__ == first  # c_proj's input
+    with pytest.raises(ValueError, match="linear_gelu: approximate must be 'none' or 'tanh', got 'erf'"):
+        tt.nn.functional.linear_gelu(x, w, b, "erf")
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("norm_first", [True, False])

@@ -5,7 +5,7 @@ module only gathers them under the names PyTorch users expect.
 """
 
 from ..autograd import gelu, log_softmax, relu, sigmoid, softmax, tanh
-from .linear import linear
+from .linear import linear, linear_gelu
 from .dropout import dropout
 from .embedding import embedding
 from .losses import binary_cross_entropy_with_logits, cross_entropy, cross_entropy_composed, mse_loss
@@ -19,7 +19,7 @@ from .attention import (
 )
 from .positional import apply_rotary, sinusoidal_positions
 
-__all__ = ["gelu", "linear", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]
+__all__ = ["gelu", "linear", "linear_gelu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]
 __all__ += [
     "binary_cross_entropy_with_logits", "cross_entropy", "cross_entropy_composed", "dropout", "embedding",
     "layer_norm", "layer_norm_composed", "mse_loss", "rms_norm",
