@@ -12,15 +12,16 @@ when the context is full, as ``generate`` does):
 - ours, inference: ``generate(...)``, each layer's ``infer``: the same arithmetic on arrays;
 - torch: ``TorchGPT.generate`` (tinytransformer/reference/torch_gpt.py): SDPA, ``inference_mode``.
 
-The three run interleaved, one generation each per round; medians over the rounds. The same
-weights in all three (float32). Results go to benchmarks/results/generate.json with the machine's
-load average before and after: on a shared machine the figures are indicative.
+The three run interleaved, one generation each per round (the order alternating); medians over
+the rounds, of wall time and of CPU time (``time.process_time``, all the process's threads: on a
+machine shared with other jobs it counts our work, not the waiting). The same weights in all
+three (float32). Results go to benchmarks/results/generate.json (written atomically) after a header
+(CPU, cores, load average before and after, threads, versions; benchmarks/machine.py).
 """
 
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -31,11 +32,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import tinytransformer as tt  # noqa: E402
+from machine import machine_header  # noqa: E402
 from tinytransformer.generation import generate  # noqa: E402
 from tinytransformer.kernels import get_backend, set_num_threads  # noqa: E402
 from tinytransformer.models import GPT, GPTConfig  # noqa: E402
 from tinytransformer.nn import skip_init  # noqa: E402
 from tinytransformer.reference.torch_gpt import TorchGPT  # noqa: E402
+from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = {  # bench_train.py's
@@ -57,17 +60,20 @@ def bench_generation(name, new_tokens, rounds):
     }
     for run in runs.values():
         run(3)  # warm-up: Numba's kernels, torch's first call
-    seconds = {run_name: [] for run_name in runs}
+    seconds, cpu_seconds = ({run_name: [] for run_name in runs} for _ in range(2))
     for r in range(rounds):
         for run_name in runs if r % 2 == 0 else reversed(runs):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             out = runs[run_name](new_tokens)
+            cpu_seconds[run_name].append(time.process_time() - start_cpu)
             seconds[run_name].append(time.perf_counter() - start)
             assert tuple(out.shape) == (1, 1 + new_tokens)
-    tps = {run_name: new_tokens / float(np.median(s)) for run_name, s in seconds.items()}
-    return {"tokens_per_s": tps, "seconds": seconds, "new_tokens": new_tokens,
-            "inference_over_graph": tps["ours_inference"] / tps["ours_graph"],
-            "inference_over_torch": tps["ours_inference"] / tps["torch_kv_cache"]}
+    tps, cpu_tps = ({run_name: new_tokens / float(np.median(s)) for run_name, s in times.items()}
+                    for times in (seconds, cpu_seconds))
+    return {"tokens_per_s": tps, "tokens_per_cpu_s": cpu_tps, "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "new_tokens": new_tokens, "inference_over_graph": tps["ours_inference"] / tps["ours_graph"],
+            "inference_over_torch": tps["ours_inference"] / tps["torch_kv_cache"],
+            "inference_over_torch_cpu": cpu_tps["ours_inference"] / cpu_tps["torch_kv_cache"]}
 
 
 def bench_load():
@@ -102,26 +108,28 @@ def main():
     args = parser.parse_args()
     set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    result = {"header": {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
-                         "cores": os.cpu_count(), "threads": args.threads, "backend": get_backend(),
-                         "numpy": np.__version__, "torch": torch.__version__,
-                         "load_average_before": os.getloadavg()}}
-    print(f"load average before: {os.getloadavg()[0]:.2f}; {args.threads} thread(s), backend {get_backend()}")
+    header = machine_header(args.threads, torch_threads=torch.get_num_threads(), new_tokens=args.new_tokens,
+                            rounds=args.rounds, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY"))
+    result = {"header": header}
+    print(f"{header['cpu']}, {header['cores']} cores, load average before {header['load_average_before'][0]:.2f}; "
+          f"{args.threads} thread(s), backend {get_backend()}; numpy {np.__version__}, numba {header['numba']}, "
+          f"torch {torch.__version__}")
     print(f"{'config':<8}{'ours, graph':>14}{'ours, inference':>18}{'torch, KV cache':>18}"
-          f"{'inference/graph':>18}{'inference/torch':>18}   (tokens/s, {args.new_tokens} new tokens)")
+          f"{'inference/graph':>18}{'inference/torch':>18}{'(CPU time)':>12}   (tokens/s, {args.new_tokens} new tokens)")
     for name in args.configs:
         r = result[name] = bench_generation(name, args.new_tokens, args.rounds)
         t = r["tokens_per_s"]
         print(f"{name:<8}{t['ours_graph']:>14.0f}{t['ours_inference']:>18.0f}{t['torch_kv_cache']:>18.0f}"
-              f"{r['inference_over_graph']:>17.2f}x{r['inference_over_torch']:>17.2f}x")
+              f"{r['inference_over_graph']:>17.2f}x{r['inference_over_torch']:>17.2f}x"
+              f"{r['inference_over_torch_cpu']:>11.2f}x")
     if args.load:
         r = result["load"] = bench_load()
         print(f"GPT-2 small (124M): GPT(config) {r['build_drawing_s']:.2f} s drawing its weights, "
               f"{r['build_skip_init_s']:.2f} s under skip_init(); GPT.from_pretrained {r['from_pretrained_s']:.2f} s")
-    result["header"]["load_average_after"] = os.getloadavg()
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    header["load_average_after"] = os.getloadavg()
+    print(f"load average after: {header['load_average_after'][0]:.2f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

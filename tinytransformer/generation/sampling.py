@@ -12,6 +12,9 @@ turn them into a choice:
 Without a cache every new token re-runs the model over the whole context:
 O(T) positions per token. A KV cache keeps each layer's keys and values, so a
 new token costs one position; only the new query attends over the cached keys.
+Until the context is full, that is: past block_size the window slides, every
+position shifts, and with learned positions every key and value changes, so
+each further token runs the whole (cropped) context again.
 
 Nothing here is ever differentiated, so ``generate`` runs the model's ``infer``
 (a GPT's: the same arithmetic as ``forward``, on plain arrays) rather than
@@ -106,25 +109,32 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
         next_logits = model.infer  # (B, 1, V) arrays
     else:
         next_logits = lambda context, caches=None: model(context, caches=caches)[0].data  # (B, 1, V)
+    B, T = idx.shape
+    out = np.empty((B, T + max_new_tokens), dtype=np.int64)  # the prompt, then each new token written in place
+    out[:, :T] = idx
     was_training = model.training
     model.eval()
     caches = None
     try:
         with no_grad():
-            for _ in range(max_new_tokens):
-                if not use_cache:
-                    logits = next_logits(idx[:, -block_size:])
-                elif caches is None or caches[0].length + 1 > block_size:
-                    # (re)fill the cache from the cropped context
+            for t in range(T, T + max_new_tokens):
+                context = out[:, max(0, t - block_size) : t]  # (B, <= block_size): the cropped context
+                if use_cache and caches is not None and caches[0].length < block_size:
+                    logits = next_logits(context[:, -1:], caches=caches)  # one new position
+                elif use_cache and context.shape[1] < block_size:
+                    # fill the caches from the prompt
                     # a recurrent model keeps its own state instead of keys and values (models/rnn_lm.py)
                     caches = model.new_caches() if hasattr(model, "new_caches") else [
-                        KVCache() for _ in range(model.config.n_layer)
+                        KVCache(capacity=block_size) for _ in range(model.config.n_layer)
                     ]
-                    logits = next_logits(idx[:, -block_size:], caches=caches)
+                    logits = next_logits(context, caches=caches)
                 else:
-                    logits = next_logits(idx[:, -1:], caches=caches)  # one new position
-                next_id = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, rng)
-                idx = np.concatenate([idx, next_id[:, None]], axis=1)
+                    # no cache, or a full context: the next token slides the window by one, which shifts
+                    # every position (learned positions), so every key and value changes: the whole
+                    # context runs again, and a cache filled now would be thrown away unread
+                    caches = None
+                    logits = next_logits(context)
+                out[:, t] = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, rng)
     finally:
         model.train(was_training)
-    return idx
+    return out

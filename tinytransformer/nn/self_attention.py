@@ -20,7 +20,7 @@ import numpy as np
 from .. import kernels
 from ..autograd import Tensor, as_array, no_grad
 from ..validation import check_value
-from .attention import attention_weights, causal_mask, scaled_dot_product_attention
+from .attention import ScaledDotProductAttention, attention_weights, causal_mask, scaled_dot_product_attention
 from .dropout import Dropout
 from .linear import Linear
 from .module import Module
@@ -34,13 +34,17 @@ class KVCache:
     costs one position instead of t. Arrays only, so use it under ``no_grad``
     (or through the layers' ``infer``, which never builds a graph).
 
-    The arrays have room for more positions than they hold, and double it when
-    full, so that appending n positions one at a time copies O(n) numbers in all;
-    concatenating per token copied the whole cache each time (0.5 ms a token at a
-    full 256-position context of config B's 6 layers and width 384, measured).
+    The arrays have room for more positions than they hold, and each append writes
+    into them in place. ``capacity`` (generation passes the model's block_size, the
+    most a cache can ever hold) gives all the room at the first append; without
+    it the room doubles when full, so that appending n positions one at a time
+    copies O(n) numbers in all. Concatenating per token copied the whole cache
+    each time (0.5 ms a token at a full 256-position context of config B's 6
+    layers and width 384, measured).
     """
 
-    def __init__(self):
+    def __init__(self, capacity=None):
+        self.capacity = check_value("KVCache: capacity", capacity, int, "[1, inf)", optional=True)
         self.length = 0  # positions held
         self._k = self._v = None  # (B, nh, room, hs) each; the first ``length`` positions are filled
 
@@ -59,7 +63,7 @@ class KVCache:
         k, v = as_array(k), as_array(v)
         end = self.length + k.shape[2]
         if self._k is None or end > self._k.shape[2]:  # full: move into arrays with twice the room
-            room = max(end, 2 * self.length)
+            room = max(end, 2 * self.length, self.capacity or 0)
             self._k, self._v = self._with_room(self._k, k, room), self._with_room(self._v, v, room)
         self._k[:, :, self.length : end] = k
         self._v[:, :, self.length : end] = v
@@ -130,20 +134,25 @@ class CausalSelfAttention(Module):
             out = concat(y_1, ..., y_nh) W_proj^T + b_proj   (B, T, C)
 
         No graph node is made and nothing is kept for a backward pass; the numbers
-        are forward's, bit for bit (the same operations in the same order).
+        are forward's, bit for bit (the same operations in the same order): causal
+        attention over more than one block row of queries takes the fused op's
+        block rows (``kernels.causal_attention_forward``), as forward does.
         """
         B, T, C, nh, hs = self._sizes(x)
-        qkv = self.c_attn.infer(x).reshape(B, T, 3, nh, hs)  # (B, T, 3C) -> q, k, v of each head
-        q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hs)
+        qkv = self.c_attn.infer(x).reshape(B, T, 3, nh, hs)  # (B, T, 3C) -> q, k, v of each head, no copy
+        q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hs), views
         keep, is_causal = self._mask(B, T, None, cache)
         if cache is not None:
             k, v = cache.append(k, v)  # (B, nh, S, hs), S = past + T: the earlier positions' keys and values too
         scale = q.dtype.type(1 / math.sqrt(hs))
-        scores = (q * scale) @ k.swapaxes(-1, -2)  # (B, nh, T, S)
-        p, _ = kernels.masked_softmax(scores, keep, is_causal)  # (B, nh, T, S): each row sums to 1 over its keys
-        if self.record:
-            self.last_weights = p
-        y = p @ v  # (B, nh, T, hs)
+        if self.record:  # for looking inside: the probabilities, computed apart; the output does not change
+            self.last_weights, _ = kernels.masked_softmax((q * scale) @ k.swapaxes(-1, -2), keep, is_causal)
+        if ScaledDotProductAttention.skips_masked_half(q, keep, is_causal, 0.0):  # as forward's fused op does
+            y, _ = kernels.causal_attention_forward(q, k, v, scale)  # (B, nh, T, hs): block rows of queries
+        else:
+            scores = (q * scale) @ k.swapaxes(-1, -2)  # (B, nh, T, S)
+            p, _ = kernels.masked_softmax(scores, keep, is_causal)  # (B, nh, T, S): each row sums to 1 over its keys
+            y = p @ v  # (B, nh, T, hs)
         y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C): heads side by side again
         return self.c_proj.infer(y)
 
@@ -158,14 +167,17 @@ class CausalSelfAttention(Module):
         """(keep, is_causal) for T new queries, in the functional op's convention (keep: True = take part, or None).
 
         With a cache, new query i sits at position past + i and sees keys j <= past + i; read before
-        the new positions are appended."""
+        the new positions are appended. An empty cache is the uncached case (keys j <= i): the
+        ``is_causal`` flag rather than a mask array, so a (re)filled cache gives the uncached numbers
+        and the fused softmax skips the masked keys instead of reading a mask (4 % of generating
+        at config A, measured, where the cache is refilled for every token once the context is full)."""
         if cache is not None:
             if key_padding_mask is not None:
                 raise ValueError("CausalSelfAttention: a KV cache cannot be combined with key_padding_mask")
             past = cache.length
-            if self.causal and T > 1:
+            if self.causal and T > 1 and past > 0:
                 return np.arange(past + T)[None, :] <= np.arange(past, past + T)[:, None], False  # (T, past + T)
-            return None, False  # one new query sees every key so far
+            return None, self.causal and T > 1  # one new query sees every key so far
         if key_padding_mask is None:
             return None, self.causal
         padding = np.asarray(as_array(key_padding_mask), dtype=bool)

@@ -130,10 +130,9 @@ class TorchGPT(nn.Module):
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for i, block in enumerate(self.transformer.h):
             x = block(x, caches[i] if caches else None)
-        x = self.transformer.ln_f(x)
-        if targets is None:
-            return self.lm_head(x[:, [-1], :]), None
-        logits = self.lm_head(x)
+        if targets is None:  # only the last position's logits, as ours: ln_f and lm_head on one row
+            return self.lm_head(self.transformer.ln_f(x[:, -1:, :])), None
+        logits = self.lm_head(self.transformer.ln_f(x))
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
         return logits, loss
 
@@ -141,19 +140,21 @@ class TorchGPT(nn.Module):
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True):
         """nanoGPT's generate with a KV cache: ``idx`` (B, T) extended by ``max_new_tokens`` tokens.
 
-        The context is cropped to the last ``block_size`` tokens and the cache refilled
-        from it when full, as ``tinytransformer.generation.generate`` does, so the two
-        do the same work (and, greedy, give the same tokens). Call ``eval()`` first.
+        The context is cropped to the last ``block_size`` tokens, and once it is full each token
+        runs the whole context without a cache, as ``tinytransformer.generation.generate`` does,
+        so the two do the same work (and, greedy, give the same tokens). Call ``eval()`` first.
         """
         caches = None
         for _ in range(max_new_tokens):
-            if not use_cache:
-                logits, _ = self(idx[:, -self.block_size:])
-            elif caches is None or caches[0].length + 1 > self.block_size:
-                caches = [KVCache(self.block_size) for _ in self.transformer.h]
-                logits, _ = self(idx[:, -self.block_size:], caches=caches)
-            else:
-                logits, _ = self(idx[:, -1:], caches=caches)  # one new position
+            context = idx[:, -self.block_size:]
+            if use_cache and caches is not None and caches[0].length < self.block_size:
+                logits, _ = self(context[:, -1:], caches=caches)  # one new position
+            elif use_cache and context.size(1) < self.block_size:
+                caches = [KVCache(self.block_size) for _ in self.transformer.h]  # filled from the prompt
+                logits, _ = self(context, caches=caches)
+            else:  # no cache, or a full context: the window slides by one, every position shifts; no cache to keep
+                caches = None
+                logits, _ = self(context)
             logits = logits[:, -1, :]  # (B, V)
             if temperature == 0:
                 next_id = logits.argmax(dim=-1, keepdim=True)
