@@ -29,10 +29,13 @@ demo: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m tinytransformer train --data pydoc --out runs/demo --overwrite
 	$(PY) -m tinytransformer generate --checkpoint runs/demo --prompt "The " --max-new-tokens 400
 
-# tinytransformer (NumPy, Numba) against PyTorch: a GPT training step, generation, memory, compile time,
-# and each kernel, on 1 thread and on 2 (about 15 minutes). JSON, RESULTS.md and train.png in benchmarks/results/.
-# OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for these commands only (the results' header names
-# the BLAS kernel that ran); when they are set here, the training step is measured with them as set too.
+# tinytransformer (NumPy, Numba) against PyTorch on this machine (about 30 minutes; nothing else should run):
+# a training step on 1 thread and on 2 (with its matrix products alone: the floor), 2 MPI ranks against
+# PyTorch DDP, generation with the KV cache, whole `train` runs against a PyTorch twin trainer, a run beside
+# a busy process, and each kernel. JSON, RESULTS.md (issue 15's targets first), train.png and targets.png
+# in benchmarks/results/. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for these commands only (the
+# results' header names the BLAS kernel that ran); when they are set here, the training step is measured
+# with them as set too.
 BENCH_ENV := env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
 	TT_BENCH_CALLER_ENV="OPENBLAS_CORETYPE=$${OPENBLAS_CORETYPE-unset} OPENBLAS_L2_SIZE=$${OPENBLAS_L2_SIZE-unset}"
 bench: $(STAMP)
@@ -41,10 +44,15 @@ bench: $(STAMP)
 		$(PY) benchmarks/bench_train.py --skip generation memory startup allocator \
 			--out benchmarks/results/train_openblas_env_as_set.json; fi
 	$(BENCH_ENV) $(PY) benchmarks/bench_train.py --threads 1 --out benchmarks/results/train.json
-	$(BENCH_ENV) $(PY) benchmarks/bench_train.py --threads 2 --skip memory startup allocator \
+	$(BENCH_ENV) $(PY) benchmarks/bench_train.py --threads 2 --skip generation memory startup allocator \
 		--out benchmarks/results/train_2threads.json
+	$(BENCH_ENV) $(PY) benchmarks/bench_parallel.py
+	$(BENCH_ENV) $(PY) benchmarks/bench_generate.py --rounds 5
+	$(BENCH_ENV) $(PY) benchmarks/bench_runs.py --repeats 2 --ours-nproc 2
+	$(BENCH_ENV) $(PY) benchmarks/bench_neighbour.py
 	$(BENCH_ENV) $(PY) benchmarks/bench_kernels.py --threads 1 --clock cpu
 	MPLBACKEND=Agg $(PY) benchmarks/report.py
+	@uptime
 
 lessons: $(STAMP)
 	for f in $$(ls lessons/[0-9]*.py | LC_ALL=C sort); do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f || exit 1; done

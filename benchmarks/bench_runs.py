@@ -16,7 +16,8 @@ benchmarks/bench_train.py, on the built-in pydoc corpus, one id per character):
 Both run with train's defaults otherwise (evaluation every 250 steps and after the last, 20
 batches per estimate). Threads: ours as the command line chooses them by default (adaptive, the
 cores other programs leave idle); torch ``--torch-threads`` (2). ``--ours-threads N`` adds a third
-runner, ours with ``--threads N``. Numba's cache is warmed first by one short run of each, not
+runner, ours with ``--threads N``; ``--ours-nproc N`` one with ``--nproc N`` (N MPI ranks of one
+thread each, data-parallel: the mpi extra). Numba's cache is warmed first by one short run of each, not
 timed. Then the runs alternate (ours, torch, torch, ours, ...), ``--repeats`` of each; medians of
 wall time, and of the CPU time the child used. Each run's final training and validation loss are
 kept, to check that the two trained alike (the same seed gives the same first loss; float32
@@ -64,7 +65,7 @@ def flags(name, steps, data, extra=()):
     return [part for key, value in spec.items() for part in (f"--{key.replace('_', '-')}", str(value))] + list(extra)
 
 
-def commands(name, steps, data, out, torch_threads, ours_threads, extra=()):
+def commands(name, steps, data, out, torch_threads, ours_threads, extra=(), ours_nproc=None):
     """The runners: name -> argv (``out`` is a fresh folder per run)."""
     same = [*flags(name, steps, data, extra), "--out", out]
     runners = {
@@ -73,6 +74,8 @@ def commands(name, steps, data, out, torch_threads, ours_threads, extra=()):
     }
     if ours_threads is not None:
         runners[f"ours_threads{ours_threads}"] = runners["ours"] + ["--threads", str(ours_threads)]
+    if ours_nproc is not None:  # data-parallel MPI ranks of one thread each (training.distributed)
+        runners[f"ours_nproc{ours_nproc}"] = runners["ours"] + ["--nproc", str(ours_nproc)]
     return runners
 
 
@@ -95,16 +98,17 @@ def run_once(argv, workdir):
             "first_val_loss": float(evaluations[0][2])}
 
 
-def bench_config(name, steps, repeats, data, torch_threads, ours_threads, log):
+def bench_config(name, steps, repeats, data, torch_threads, ours_threads, log, ours_nproc=None):
     with tempfile.TemporaryDirectory(prefix=f"bench_runs_{name}_") as tmp:
         folder = iter(range(10**6))
         fresh = lambda: str(Path(tmp) / f"run{next(folder)}")  # noqa: E731 - a new --out folder per run
         for runner in ("ours", "torch"):  # Numba's cache and the imports warm; not timed
             run_once(commands(name, 2, data, fresh(), torch_threads, ours_threads, ("--eval-iters", "1"))[runner], tmp)
-        runs = {runner: [] for runner in commands(name, steps, data, "", torch_threads, ours_threads)}
+        runs = {runner: [] for runner in commands(name, steps, data, "", torch_threads, ours_threads,
+                                                  ours_nproc=ours_nproc)}
         for r in range(repeats):
             for runner in (list(runs) if r % 2 == 0 else list(reversed(runs))):
-                argv = commands(name, steps, data, fresh(), torch_threads, ours_threads)[runner]
+                argv = commands(name, steps, data, fresh(), torch_threads, ours_threads, ours_nproc=ours_nproc)[runner]
                 result = run_once(argv, tmp)
                 runs[runner].append(result)
                 log(f"  {name} {runner:<14} {result['wall_s']:7.1f} s wall {result['cpu_s']:7.1f} s CPU   "
@@ -115,8 +119,8 @@ def bench_config(name, steps, repeats, data, torch_threads, ours_threads, log):
               for runner in runs if runner != "torch"}
     return {"steps": steps, "flags": flags(name, steps, data), "torch_threads": torch_threads, "runs": runs,
             "median": median, "wall_ratio": ratios, "target_at_most": TARGETS[name],
-            "commands": {runner: " ".join(argv[1:]) for runner, argv in commands(name, steps, data, "OUT",
-                                                                                 torch_threads, ours_threads).items()}}
+            "commands": {runner: " ".join(argv[1:]) for runner, argv in commands(
+                name, steps, data, "OUT", torch_threads, ours_threads, ours_nproc=ours_nproc).items()}}
 
 
 def main():
@@ -128,6 +132,7 @@ def main():
     parser.add_argument("--data", default="pydoc", help="train's --data (pydoc is built in)")
     parser.add_argument("--torch-threads", type=int, default=2)
     parser.add_argument("--ours-threads", type=int, help="also run ours with --threads N")
+    parser.add_argument("--ours-nproc", type=int, help="also run ours with --nproc N (MPI ranks; the mpi extra)")
     parser.add_argument("--out", default=str(RESULTS / "runs.json"))
     args = parser.parse_args()
     if not set(args.configs) <= set(CONFIGS) or not args.configs:
@@ -136,7 +141,7 @@ def main():
 
     header = machine_header("ours: train's default (adaptive); torch: --torch-threads", torch=torch.__version__,
                             torch_threads=args.torch_threads, ours_threads=args.ours_threads, data=args.data,
-                            repeats=args.repeats, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY"))
+                            ours_nproc=args.ours_nproc, repeats=args.repeats, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY"))
     print(f"{header['cpu']}, {header['cores']} cores, load average before {header['load_average_before'][0]:.2f}; "
           f"numpy {header['numpy']}, numba {header['numba']}, torch {header['torch']}", flush=True)
     result = {"header": header}
@@ -144,7 +149,8 @@ def main():
     for name in args.configs:
         print(f"config {name}: {steps[name]} steps, {args.repeats} runs each", flush=True)
         r = result[name] = bench_config(name, steps[name], args.repeats, args.data, args.torch_threads,
-                                        args.ours_threads, log=lambda line: print(line, flush=True))
+                                        args.ours_threads, log=lambda line: print(line, flush=True),
+                                        ours_nproc=args.ours_nproc)
         for runner, ratio in r["wall_ratio"].items():
             runner = runner.removesuffix("_over_torch")
             print(f"{name}: {runner} {r['median'][runner]['wall_s']:.1f} s, torch "

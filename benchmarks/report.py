@@ -1,9 +1,10 @@
-"""Render the benchmark results as markdown tables and one bar chart.
+"""Render the benchmark results as markdown tables and two figures.
 
-    .venv/bin/python benchmarks/report.py      # reads benchmarks/results/train*.json and kernels.json
+    .venv/bin/python benchmarks/report.py      # reads the JSON files `make bench` writes in benchmarks/results/
 
-Writes benchmarks/results/RESULTS.md (the tables, each run's header first) and
-benchmarks/results/train.png (training step time and generation speed).
+Writes benchmarks/results/RESULTS.md (issue 15's targets against what was measured first,
+then the tables, each run's header first), benchmarks/results/train.png (training step time
+and generation speed) and benchmarks/results/targets.png (each target's measured ratio).
 """
 
 import argparse
@@ -103,6 +104,92 @@ def kernel_table():
     return rows
 
 
+def load(name):
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def targets(all_runs):
+    """Issue 15's targets: (what, asked, measured, met, where from), each ratio measured in one `make bench`."""
+    rows = []
+
+    def add(what, measured, bound, below, source):
+        met = measured <= bound if below else measured >= bound
+        rows.append((what, f"{'<=' if below else '>='} {bound}", measured, met, source))
+
+    par = load("parallel")
+    if par:
+        for name, bound in (("A", 0.7), ("B", 0.85)):
+            r = par["step"].get(name)
+            if r:
+                best = min(("ours_1x2", "ours_mpi_2x1"), key=lambda v: r[v]["median_ms"])
+                add(f"training step {name}, 2 cores: our fastest ({best}) / torch eager, 2 threads",
+                    r[best]["median_ms"] / r["torch_2t"]["median_ms"], bound, True,
+                    f"parallel.json: {r[best]['median_ms']:.1f} vs {r['torch_2t']['median_ms']:.1f} ms; "
+                    f"torch DDP 2x1 {r['torch_ddp_2x1']['median_ms']:.1f} ms")
+    one = all_runs.get("train")
+    for name, bound in (("A", 0.9), ("B", 0.95)):
+        if one and name in one.get("step", {}):
+            s = one["step"][name]
+            add(f"training step {name}, 1 thread: Numba / torch", s["ratios"]["numba/torch"], bound, True,
+                f"train.json: {s['numba']['median_ms']:.1f} vs {s['torch']['median_ms']:.1f} ms")
+    two = all_runs.get("train_2threads")
+    if two and "B" in two.get("floor", {}) and par and "B" in par["step"]:
+        floor = two["floor"]["B"]["seconds"] * 1e3
+        r = par["step"]["B"]
+        best = min(("ours_1x2", "ours_mpi_2x1"), key=lambda v: r[v]["median_ms"])
+        add(f"training step B, 2 cores ({best}) / its matrix products alone on 2 threads",
+            r[best]["median_ms"] / floor, 1.3, True,
+            f"{r[best]['median_ms']:.0f} ms vs floor {floor:.0f} ms ({two['floor']['B']['gflop']:.0f} GFLOP at "
+            f"{two['floor']['B']['gflop_per_s']:.0f} GFLOP/s); threads alone {two['floor']['B']['numba_step_over_floor']:.2f}x")
+    near = load("neighbour")
+    if near:
+        d = near["ours_default"]
+        add("train's default settings beside one busy process / alone (config A, whole run)", d["slowdown"], 1.25,
+            True, f"neighbour.json: {d['beside_busy_s']:.1f} vs {d['alone_s']:.1f} s; " + ", ".join(
+                f"{k} {v['slowdown']:.2f}x" for k, v in near.items() if k not in ("header", "ours_default")))
+    gen = load("generate")
+    for name, bound in (("A", 1.3), ("B", 1.0)):
+        if gen and name in gen:
+            t = gen[name]["tokens_per_s"]
+            add(f"generation {name}, KV cache, 1 thread: ours / torch eager with its KV cache (tokens/s)",
+                gen[name]["inference_over_torch"], bound, False,
+                f"generate.json: {t['ours_inference']:.0f} vs {t['torch_kv_cache']:.0f} tokens/s")
+    runs = load("runs")
+    for name, bound in (("A", 0.8), ("B", 0.85)):
+        if runs and name in runs:
+            r = runs[name]
+            m = r["median"]
+            best = min((k for k in m if k != "torch"), key=lambda k: m[k]["wall_s"])
+            add(f"whole `train` run {name} ({r['steps']} steps; ours {best}) / the PyTorch twin, 2 threads",
+                m[best]["wall_s"] / m["torch"]["wall_s"], bound, True,
+                "runs.json: " + ", ".join(f"{k} {v['wall_s']:.1f} s" for k, v in m.items()))
+    return rows
+
+
+def target_lines(rows):
+    lines = ["| target | asked | measured | met | measured as |", "|---" * 5 + "|"]
+    for what, asked, measured, met, source in rows:
+        lines.append(f"| {what} | {asked} | {measured:.2f} | {'yes' if met else '**no**'} | {source} |")
+    return lines
+
+
+def plot_targets(rows, path):
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.2))
+    y = range(len(rows))
+    ax.barh(y, [r[2] for r in rows], color=["tab:green" if r[3] else "tab:red" for r in rows])
+    ax.scatter([float(r[1].split()[1]) for r in rows], y, marker="|", s=300, color="black", label="target")
+    ax.set_yticks(list(y))
+    ax.set_yticklabels([r[0].split(":")[0][:70] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="gray", lw=0.8)
+    ax.set_xlabel("measured ratio (time: lower is better; generation tokens/s: higher is better)")
+    ax.set_title("Issue 15's targets on this machine (green: met)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def plot(all_runs, path):
     fig, (ax_step, ax_gen) = plt.subplots(1, 2, figsize=(12, 4.5))
     bars = [(stem, name, s) for stem, r in all_runs.items() for name, s in r.get("step", {}).items()]
@@ -142,13 +229,23 @@ def main():
     lines = ["# Benchmark results", "", "Regenerate with `make bench` (see benchmarks/bench_train.py).", ""]
     for stem, r in all_runs.items():
         lines += [f"Run `{stem}`:", ""] + header_lines(r["header"]) + [""]
-    lines += ["## Training step (median ms [quartiles])", ""] + step_table(all_runs) + [""]
+    rows = targets(all_runs)
+    lines += ["## Targets (issue 15)", "", "Each ratio from this `make bench`; the files' headers below say the "
+              "machine and its load.", ""] + target_lines(rows) + [""]
+    for name in ("parallel", "generate", "runs", "neighbour"):
+        if load(name):
+            h = load(name)["header"]
+            lines += [f"- `{name}.json`: {h['date']}, {h['cpu']}, {h['cores']} cores, load average before "
+                      f"{h['load_average_before'][0]:.1f}, after {h.get('load_average_after', [float('nan')])[0]:.1f}"]
+    lines += ["", "## Training step (median ms [quartiles])", ""] + step_table(all_runs) + [""]
     lines += ["## Generation (tokens per second)", ""] + generation_table(all_runs) + [""]
     lines += ["## Peak resident memory of a training step", ""] + memory_table(all_runs) + [""]
     lines += ["## Allocator and compile time", ""] + other_lines(all_runs) + [""]
     lines += ["## Kernels", ""] + kernel_table() + [""]
     atomic_write_text(RESULTS / "RESULTS.md", "\n".join(lines))
     plot(all_runs, RESULTS / "train.png")
+    if rows:
+        plot_targets(rows, RESULTS / "targets.png")
     print("\n".join(lines))
     print(f"wrote {RESULTS / 'RESULTS.md'} and {RESULTS / 'train.png'}")
 
