@@ -73,6 +73,43 @@ def test_a_busy_neighbour_takes_a_thread_and_gives_it_back(machine):
     assert [round(o, 2) for _, o, _ in p.history] == [1.0, 1.0, 0.0]
 
 
+def test_a_trial_keeps_the_faster_count(machine):
+    p = policy(machine, trial_steps=3)
+    speed = {2: 0.058, 1: 0.049}  # config A here: one thread is faster
+    seen = []
+    for _ in range(8):
+        seen.append(p.threads)
+        p.update(speed[p.threads])
+    assert seen == [2, 2, 2, 2, 1, 1, 1, 1]  # 1 + 3 steps at each count, from the cap down
+    assert p.threads == 1 and p.trials == [{2: 0.058, 1: 0.049}]
+    for _ in range(5):  # the trial is over: no more switching
+        p.update(0.2)
+    assert p.threads == 1 and machine.calls == [2, 1]
+
+
+def test_a_trial_ignores_each_counts_first_step(machine):
+    p = policy(machine, trial_steps=2)
+    for seconds in (9.0, 1.0, 1.0, 0.1, 1.5, 1.5):  # 2 threads: warm-up 9 s, then 1 s; 1 thread: 1.5 s
+        p.update(seconds)
+    assert p.trials == [{2: 1.0, 1: 1.5}] and p.threads == 2
+
+
+def test_a_new_cap_starts_a_new_trial(machine):
+    p = policy(machine, trial_steps=1)
+    for seconds in (1, 1, 1, 2):
+        p.update(seconds)
+    assert p.threads == 2 and len(p.trials) == 1
+    machine.run(2.5, ours=1.0, others=1.0)
+    p.update(1.0)
+    assert p.cap == 1 and p.threads == 1  # one core left: nothing to try
+    machine.run(2.5, ours=1.0, others=0.0)
+    p.update(1.0)
+    assert p.cap == 2 and p.threads == 2  # both free again: tried from the top
+    for seconds in (1, 3, 1, 1):
+        p.update(seconds)
+    assert p.trials[-1] == {2: 3, 1: 1} and p.threads == 1
+
+
 def test_a_light_neighbour_is_ignored(machine):
     p = policy(machine)
     machine.run(2.5, ours=1.8, others=0.2)
@@ -143,8 +180,9 @@ def test_train_updates_the_policy_every_step(tmp_path, monkeypatch):
     from tinytransformer.tasks.language_model import LanguageModelConfig, run
 
     updates = []
-    monkeypatch.setattr(th.AdaptiveThreads, "update", lambda self: updates.append(self) or self.threads)
+    monkeypatch.setattr(th.AdaptiveThreads, "update", lambda self, seconds: updates.append(seconds) or self.threads)
     config = LanguageModelConfig(data="pydoc", n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4,
                                  max_iters=5, eval_interval=5, eval_iters=1, out=str(tmp_path / "run"))
     trainer = run(config, progress=False, log=lambda *_: None)
     assert isinstance(trainer.threads, th.AdaptiveThreads) and len(updates) == 5
+    assert all(0 < s < 60 for s in updates)  # each step's wall time

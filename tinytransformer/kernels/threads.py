@@ -21,10 +21,13 @@ a core leaves us both. Two of our own processes (data-parallel ranks) see each
 other as neighbours, which is right: each then runs on one thread. Where
 /proc/stat does not exist (macOS, Windows) the count stays at ``max_threads``.
 
-Which thread count a single operation uses is decided below this policy, per
-operation size: Numba kernels run serially under ``jit.PARALLEL_MIN_SIZE``
-elements (``jit.ParallelKernel``), and OpenBLAS runs small products on one
-thread. ``AdaptiveThreads`` sets the upper bound they work within.
+Free cores are not the whole answer: a second thread pays only where the work
+between two hand-offs is large. Per operation, the kernels decide by size
+(Numba kernels run serially under ``jit.PARALLEL_MIN_SIZE`` elements,
+``jit.ParallelKernel``; OpenBLAS runs its smallest products on one thread); per
+model, ``AdaptiveThreads`` times a few steps at each count it may use and keeps
+the fastest (on this machine a step of config A is faster on one thread than on
+two, config B's on two).
 """
 
 import os
@@ -34,6 +37,7 @@ from .backend import set_num_threads
 
 PROC_STAT = "/proc/stat"
 INTERVAL = 2.0  # seconds between two looks at the machine: long against /proc/stat's 10 ms ticks
+TRIAL_STEPS = 3  # steps timed at each thread count in a trial (after one not counted)
 
 
 def usable_cores() -> int:
@@ -82,27 +86,39 @@ def busy_seconds(cores, path=PROC_STAT):
 
 
 class AdaptiveThreads:
-    """Keep the thread count at the number of cores that other programs leave idle.
+    """Keep the thread count at the fastest one among the cores that other programs leave idle.
 
-    ``update()`` is cheap enough to call once per training step: it reads the
-    machine at most every ``interval`` seconds and changes the threads (BLAS and
-    Numba, through ``set_num_threads``) only when the count changes.
-    ``threads`` is the count in use; ``history`` lists ``(seconds since start,
-    others, threads)`` for every look, for a benchmark or a lesson to print.
+    Two questions, answered while training runs:
+
+    1. How many cores are free? Every ``interval`` seconds ``update`` reads the
+       machine (see the module docstring): ``cap`` = the cores others leave idle.
+    2. Does a second thread pay? Not always: on a small model each product is too
+       short for two threads to repay the hand-off (config A here: 49 ms per step on
+       one thread, 58 ms on two). So whenever ``cap`` changes (and at the start),
+       a trial runs ``trial_steps`` steps at each count from ``cap`` down to 1 (the
+       first step after each switch not counted: it pays for waking threads), and
+       the count with the smallest median step time is kept.
+
+    ``update(step_seconds)`` is cheap enough to call after every training step,
+    with that step's wall time; without times no trial can finish and the count
+    stays at ``cap``. ``threads`` is the count in use; ``history`` lists
+    ``(seconds since start, others, cap)`` for every look and ``trials`` each
+    finished trial's ``{count: median seconds}``, for a benchmark or lesson to print.
     """
 
-    def __init__(self, max_threads=None, interval=INTERVAL, path=PROC_STAT, clock=time.monotonic,
-                 cpu_clock=time.process_time):
+    def __init__(self, max_threads=None, interval=INTERVAL, trial_steps=TRIAL_STEPS, path=PROC_STAT,
+                 clock=time.monotonic, cpu_clock=time.process_time):
         self.cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(usable_cores()))
         self.max_threads = default_max_threads() if max_threads is None else max_threads
         if isinstance(self.max_threads, bool) or not isinstance(self.max_threads, int) or self.max_threads < 1:
             raise ValueError(f"AdaptiveThreads: max_threads must be a positive int, got {max_threads!r}")
-        self.interval, self.path, self.clock, self.cpu_clock = interval, path, clock, cpu_clock
+        self.interval, self.trial_steps, self.path = interval, trial_steps, path
+        self.clock, self.cpu_clock = clock, cpu_clock
         self.start = clock()
-        self.threads = self.max_threads
-        self.history = []
-        set_num_threads(self.threads)
+        self.threads = None
+        self.history, self.trials = [], []
         self._last = self._look()
+        self._begin(self.max_threads)
 
     def _look(self):
         busy = busy_seconds(self.cores, self.path)
@@ -113,18 +129,46 @@ class AdaptiveThreads:
         wall = now[0] - previous[0]
         return max(0.0, ((now[1] - previous[1]) - (now[2] - previous[2])) / wall)
 
-    def update(self) -> int:
-        """Look at the machine if ``interval`` has passed, set the threads, and return the count in use."""
+    def _use(self, count):
+        if count != self.threads:
+            set_num_threads(count)
+            self.threads = count
+
+    def _begin(self, cap):
+        """A new cap: try every count from ``cap`` down to 1 (a cap of 1 leaves nothing to try)."""
+        self.cap = cap
+        self._pending = list(range(cap, 0, -1)) if cap > 1 else []
+        self._times = {}
+        self._use(cap)
+
+    def _record(self, step_seconds):
+        """One step's time at the count on trial; the next count, or the winner, once enough are in."""
+        times = self._times.setdefault(self.threads, [])
+        times.append(step_seconds)
+        if len(times) <= self.trial_steps:  # the first of each count is its warm-up, not counted
+            return
+        self._pending.remove(self.threads)
+        if self._pending:
+            self._use(self._pending[0])
+            return
+        medians = {count: sorted(t[1:])[len(t[1:]) // 2] for count, t in self._times.items()}
+        self.trials.append(medians)
+        self._use(min(medians, key=medians.get))
+
+    def update(self, step_seconds=None) -> int:
+        """After a step of ``step_seconds``: record it if a trial runs, look at the machine if ``interval``
+        has passed, and return the thread count to use for the next step."""
+        if step_seconds is not None and self._pending:
+            self._record(step_seconds)
         if self._last is None or self.clock() - self._last[0] < self.interval:
             return self.threads
         now = self._look()
         others = self.others(self._last, now)
         self._last = now
-        wanted = max(1, min(self.max_threads, round(len(self.cores) - others)))
-        if wanted != self.threads:
-            set_num_threads(wanted)
-            self.threads = wanted
-        self.history.append((now[0] - self.start, others, wanted))
+        cap = max(1, min(self.max_threads, round(len(self.cores) - others)))
+        self.history.append((now[0] - self.start, others, cap))
+        if cap != self.cap:
+            self._begin(cap)
         return self.threads
 
 

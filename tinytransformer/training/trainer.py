@@ -274,8 +274,8 @@ class Trainer:
                 started = time.perf_counter()
                 loss = self.train_step()
                 seconds, done = seconds + time.perf_counter() - started, done + 1
-                if self.threads is not None:
-                    self.threads.update()  # fewer threads while another program holds a core
+                if self.threads is not None:  # the fastest count among the cores other programs leave idle
+                    self.threads.update(time.perf_counter() - started)
                 shown = {"loss": f"{loss:.4f}"}
                 if self.tokens_per_step is not None:
                     shown["tok_s"] = f"{done * self.tokens_per_step / seconds:,.0f}"
