@@ -173,3 +173,20 @@ def test_backend_info_describes_the_setup():
     with use_backend("numpy"):
         assert backend_info()["backend"] == "numpy"
     assert np.ones(1).dtype  # numpy still importable after the info calls
+
+
+def test_one_blas_thread_sets_one_and_restores():
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="one_blas_thread sets threads through threadpoolctl")
+    from tinytransformer.kernels.backend import one_blas_thread
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        with one_blas_thread():
+            assert set(blas_threads()) == {1}
+        assert blas_threads() == before
+        with pytest.raises(RuntimeError), one_blas_thread():  # restored on an error too
+            raise RuntimeError("inside")
+        assert blas_threads() == before

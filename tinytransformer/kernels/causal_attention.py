@@ -56,7 +56,7 @@ call whichever backend is chosen.
 import numpy as np
 
 from .attention_softmax import exp_row_numba, masked_softmax_numpy, softmax_from_lse_numpy, softmax_row_numba
-from .backend import get_backend
+from .backend import get_backend, one_blas_thread
 from .jit import REASSOCIATE, numba_kernel, prange
 
 BLOCK = 64  # queries per block row; see the module docstring for the measurement
@@ -192,10 +192,11 @@ def causal_attention_forward(q, k, v, scale, block=None):
     dtype = np.result_type(q, k, v)
     out = np.empty(batch + (L, v.shape[-1]), dtype=dtype)  # (..., L, Ev)
     lse = np.empty(batch + (L,), dtype=dtype)  # (..., L)
-    for a, b, end in _block_rows(L, S, block):
-        s = qs[..., a:b, :] @ kt[..., :end]  # (..., b - a, end)
-        p, lse[..., a:b] = causal_block_softmax(s, a)  # (..., b - a, end), (..., b - a)
-        np.matmul(p, v[..., :end, :], out=out[..., a:b, :])  # (..., b - a, Ev)
+    with one_blas_thread():  # a stack of small products: threading each one costs more than it saves
+        for a, b, end in _block_rows(L, S, block):
+            s = qs[..., a:b, :] @ kt[..., :end]  # (..., b - a, end)
+            p, lse[..., a:b] = causal_block_softmax(s, a)  # (..., b - a, end), (..., b - a)
+            np.matmul(p, v[..., :end, :], out=out[..., a:b, :])  # (..., b - a, Ev)
     return out, lse
 
 
@@ -215,11 +216,13 @@ def causal_attention_backward(grad, q, k, v, out, lse, scale, block=None):
     dq = np.empty(batch + q.shape[-2:], dtype=dtype)  # (..., L, E)
     dk = np.zeros(batch + k.shape[-2:], dtype=dtype)  # (..., S, E)
     dv = np.zeros(batch + v.shape[-2:], dtype=dtype)  # (..., S, Ev)
-    for a, b, end in _block_rows(L, S, block):
-        g = grad[..., a:b, :]  # dO_r, (..., b - a, Ev)
-        p = causal_block_softmax_from_lse(qs[..., a:b, :] @ kt[..., :end], lse[..., a:b], a)  # P_r, (..., b - a, end)
-        dv[..., :end, :] += np.swapaxes(p, -1, -2) @ g  # (..., end, Ev)
-        ds = causal_block_softmax_backward(g @ vt[..., :end], p, row_dot[..., a:b])  # dS_r, (..., b - a, end)
-        np.matmul(ds, ks[..., :end, :], out=dq[..., a:b, :])  # (..., b - a, E)
-        dk[..., :end, :] += np.swapaxes(ds, -1, -2) @ qs[..., a:b, :]  # (..., end, E)
+    with one_blas_thread():  # as in the forward
+        for a, b, end in _block_rows(L, S, block):
+            g = grad[..., a:b, :]  # dO_r, (..., b - a, Ev)
+            s = qs[..., a:b, :] @ kt[..., :end]  # S_r, (..., b - a, end)
+            p = causal_block_softmax_from_lse(s, lse[..., a:b], a)  # P_r, (..., b - a, end)
+            dv[..., :end, :] += np.swapaxes(p, -1, -2) @ g  # (..., end, Ev)
+            ds = causal_block_softmax_backward(g @ vt[..., :end], p, row_dot[..., a:b])  # dS_r, (..., b - a, end)
+            np.matmul(ds, ks[..., :end, :], out=dq[..., a:b, :])  # (..., b - a, E)
+            dk[..., :end, :] += np.swapaxes(ds, -1, -2) @ qs[..., a:b, :]  # (..., end, E)
     return dq, dk, dv
