@@ -47,6 +47,7 @@ def machine(tmp_path, monkeypatch):
 
 
 def policy(machine, **kw):
+    kw.setdefault("first_interval", 2.0)  # every look 2 s apart, unless a test says otherwise
     return th.AdaptiveThreads(max_threads=2, path=machine.path, clock=lambda: machine.wall,
                               cpu_clock=lambda: machine.ours, **kw)
 
@@ -122,6 +123,14 @@ def test_looks_at_most_every_interval(machine):
     assert p.update() == 2 and p.history == []  # too soon: no look
     machine.run(1.5, ours=1.0, others=1.0)
     assert p.update() == 1 and len(p.history) == 1
+
+
+def test_the_first_look_comes_sooner(machine):
+    p = policy(machine, first_interval=0.5, interval=2.0)
+    machine.run(0.6, ours=1.0, others=1.0)  # started beside a busy program
+    assert p.update(5.0) == 1 and len(p.history) == 1
+    machine.run(0.6, ours=1.0, others=0.0)
+    assert p.update(1.0) == 1 and len(p.history) == 1  # later looks keep the longer interval
 
 
 def test_never_below_one_thread(machine):

@@ -37,6 +37,8 @@ from .backend import set_num_threads
 
 PROC_STAT = "/proc/stat"
 INTERVAL = 2.0  # seconds between two looks at the machine: long against /proc/stat's 10 ms ticks
+FIRST_INTERVAL = 0.5  # the first look comes sooner: a run that starts beside a busy program (2 threads there ran
+# 8.6x slower than alone, measured) should not spend its first 2 s on a core it shares (2% error at 10 ms ticks)
 TRIAL_STEPS = 3  # steps timed at each thread count in a trial (after one not counted)
 
 
@@ -90,8 +92,9 @@ class AdaptiveThreads:
 
     Two questions, answered while training runs:
 
-    1. How many cores are free? Every ``interval`` seconds ``update`` reads the
-       machine (see the module docstring): ``cap`` = the cores others leave idle.
+    1. How many cores are free? Every ``interval`` seconds (the first time after
+       ``first_interval``) ``update`` reads the machine (see the module docstring):
+       ``cap`` = the cores others leave idle.
     2. Does a second thread pay? Not always: on a small model each product is too
        short for two threads to repay the hand-off (config A here: 49 ms per step on
        one thread, 58 ms on two). So whenever ``cap`` changes (and at the start),
@@ -107,12 +110,13 @@ class AdaptiveThreads:
     """
 
     def __init__(self, max_threads=None, interval=INTERVAL, trial_steps=TRIAL_STEPS, path=PROC_STAT,
-                 clock=time.monotonic, cpu_clock=time.process_time):
+                 clock=time.monotonic, cpu_clock=time.process_time, first_interval=FIRST_INTERVAL):
         self.cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(usable_cores()))
         self.max_threads = default_max_threads() if max_threads is None else max_threads
         if isinstance(self.max_threads, bool) or not isinstance(self.max_threads, int) or self.max_threads < 1:
             raise ValueError(f"AdaptiveThreads: max_threads must be a positive int, got {max_threads!r}")
         self.interval, self.trial_steps, self.path = interval, trial_steps, path
+        self.first_interval = min(first_interval, interval)
         self.clock, self.cpu_clock = clock, cpu_clock
         self.start = clock()
         self.threads = None
@@ -160,7 +164,8 @@ class AdaptiveThreads:
         has passed, and return the thread count to use for the next step."""
         if step_seconds is not None and self._pending:
             self._record(step_seconds)
-        if self._last is None or self.clock() - self._last[0] < self.interval:
+        wait = self.first_interval if not self.history else self.interval
+        if self._last is None or self.clock() - self._last[0] < wait:
             return self.threads
         now = self._look()
         others = self.others(self._last, now)
