@@ -20,7 +20,6 @@ three (float32). Results go to benchmarks/results/generate.json (written atomica
 """
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -32,13 +31,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import tinytransformer as tt  # noqa: E402
-from machine import machine_header  # noqa: E402
+from machine import machine_header, write_result  # noqa: E402
 from tinytransformer.generation import generate  # noqa: E402
 from tinytransformer.kernels import get_backend, set_num_threads  # noqa: E402
 from tinytransformer.models import GPT, GPTConfig  # noqa: E402
 from tinytransformer.nn import skip_init  # noqa: E402
 from tinytransformer.reference.torch_gpt import TorchGPT  # noqa: E402
-from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = {  # bench_train.py's
@@ -126,10 +124,7 @@ def main():
         r = result["load"] = bench_load()
         print(f"GPT-2 small (124M): GPT(config) {r['build_drawing_s']:.2f} s drawing its weights, "
               f"{r['build_skip_init_s']:.2f} s under skip_init(); GPT.from_pretrained {r['from_pretrained_s']:.2f} s")
-    header["load_average_after"] = os.getloadavg()
-    print(f"load average after: {header['load_average_after'][0]:.2f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result, indent=2)
 
 
 if __name__ == "__main__":

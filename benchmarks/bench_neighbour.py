@@ -19,7 +19,6 @@ Results go to benchmarks/results/neighbour.json with the machine's header.
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -30,9 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import machine_header  # noqa: E402
-
-from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
+from machine import machine_header, write_result  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,10 +94,7 @@ def main():
         result[name] = {"seconds": s, "alone_s": alone, "beside_busy_s": beside, "slowdown": beside / alone}
         print(f"{name:<18} alone {alone:6.1f} s   beside a busy process {beside:6.1f} s   x{beside / alone:.2f}",
               flush=True)
-    result["header"]["load_average_after"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

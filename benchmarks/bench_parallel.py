@@ -39,12 +39,12 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_train import CONFIGS, cpu_model, summary  # noqa: E402  (one source for the configurations)
+from bench_train import CONFIGS, summary  # noqa: E402  (one source for the configurations)
+from machine import cpu_model, write_result  # noqa: E402
 
 import tinytransformer as tt  # noqa: E402
 from tinytransformer.kernels import set_num_threads  # noqa: E402
 from tinytransformer.models import GPT, GPTConfig  # noqa: E402
-from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 VARIANTS = ("ours_1x2", "ours_mpi_2x1", "torch_2t", "torch_ddp_2x1")
@@ -298,12 +298,9 @@ def main():
     for name in configs:
         with tempfile.TemporaryDirectory() as ctl:
             result["step"][name] = bench(name, rounds[name], ctl)
-    result["header"]["load_average_after"] = os.getloadavg()
     print(table(result, configs))
     if not args.quick:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ indicative only: the load average says how shared it was.
 """
 
 import argparse
-import json
 import os
 import re
 import resource
@@ -47,8 +46,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
-from machine import machine_header  # noqa: E402
-from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
+from machine import machine_header, write_result  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = {  # benchmarks/bench_train.py's models and batches
@@ -156,10 +154,7 @@ def main():
             print(f"{name}: {runner} {r['median'][runner]['wall_s']:.1f} s, torch "
                   f"{r['median']['torch']['wall_s']:.1f} s (medians of wall time): {ratio:.2f}x torch's "
                   f"(target at most {TARGETS[name]}x)", flush=True)
-    header["load_average_after"] = os.getloadavg()
-    print(f"load average after: {header['load_average_after'][0]:.2f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result, indent=2)
 
 
 if __name__ == "__main__":

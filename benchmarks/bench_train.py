@@ -50,7 +50,7 @@ from tinytransformer.generation import generate  # noqa: E402
 from tinytransformer.allocator import allocator_tuned, tune_allocator  # noqa: E402
 from tinytransformer.kernels import backend_info, set_num_threads, use_backend  # noqa: E402
 from tinytransformer.models import GPT, GPTConfig  # noqa: E402
-from tinytransformer.training.checkpoint import atomic_write_text  # noqa: E402
+from machine import cpu_model, write_result  # noqa: E402  (benchmarks/ is the script's folder)
 
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = {
@@ -279,13 +279,6 @@ def set_threads(n):
 THREADS = os.cpu_count()
 
 
-def cpu_model():
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def header():
     import torch
 
@@ -351,10 +344,7 @@ def main():
             result["startup"] = {"cold": in_subprocess("worker_startup", "A", env=env),
                                  "cached": in_subprocess("worker_startup", "A", env=env)}
         print("startup", result["startup"], flush=True)
-    result["header"]["load_average_after"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

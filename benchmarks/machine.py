@@ -7,6 +7,7 @@ On a machine shared with other jobs the load average before and after is what sa
 figure can be trusted: with 2 cores, a load near 2 means the measurement shared them.
 """
 
+import json
 import os
 import platform
 import time
@@ -38,3 +39,15 @@ def machine_header(threads, **extra) -> dict:
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(), "cpu": cpu_model(),
             "cores": os.cpu_count(), "load_average_before": os.getloadavg(), "threads": threads,
             "backend": tt.get_backend(), **versions, **extra}
+
+
+def write_result(out, result, indent=1):
+    """Stamp ``result["header"]`` with the load average now, write ``result`` as JSON to ``out`` (atomically,
+    creating its folder) and say where."""
+    from tinytransformer.training.checkpoint import atomic_write_text
+
+    result["header"]["load_average_after"] = os.getloadavg()
+    print(f"load average after: {result['header']['load_average_after'][0]:.2f}")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(result, indent=indent) + "\n")
+    print(f"wrote {out}")

@@ -36,6 +36,8 @@ import time
 from .backend import set_num_threads
 
 PROC_STAT = "/proc/stat"
+# The thread counts a user may have chosen in the environment (read by the BLAS and Numba as they load)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 INTERVAL = 2.0  # seconds between two looks at the machine: long against /proc/stat's 10 ms ticks
 FIRST_INTERVAL = 0.5  # the first look comes sooner: a run that starts beside a busy program (2 threads there ran
 # 8.6x slower than alone, measured) should not spend its first 2 s on a core it shares (2% error at 10 ms ticks)
@@ -58,7 +60,7 @@ def default_max_threads() -> int:
     choice: the smallest one set is the cap.
     """
     limit = usable_cores()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in THREAD_VARIABLES:
         value = os.environ.get(var, "").strip()
         if value.isdigit() and int(value) >= 1:
             limit = min(limit, int(value))

@@ -169,8 +169,9 @@ class CausalSelfAttention(Module):
         With a cache, new query i sits at position past + i and sees keys j <= past + i; read before
         the new positions are appended. An empty cache is the uncached case (keys j <= i): the
         ``is_causal`` flag rather than a mask array, so a (re)filled cache gives the uncached numbers
-        and the fused softmax skips the masked keys instead of reading a mask (4 % of generating
-        at config A, measured, where the cache is refilled for every token once the context is full)."""
+        and the fused softmax skips the masked keys instead of reading a mask (measured: 4 % of
+        generating at config A, when ``generate`` still refilled the cache for every token once the
+        context was full)."""
         if cache is not None:
             if key_padding_mask is not None:
                 raise ValueError("CausalSelfAttention: a KV cache cannot be combined with key_padding_mask")

@@ -62,7 +62,7 @@ continues exactly. With dropout the N-rank run is therefore a different (and
 equally valid) run from the one-process run; without dropout it is the same.
 
 Threads. Under MPI each rank defaults to cores / (ranks on this machine)
-threads for BLAS and Numba (at least 1), unless one of ``THREAD_VARIABLES`` is
+threads for BLAS and Numba (at least 1), unless one of ``kernels.threads.THREAD_VARIABLES`` is
 set: N ranks of one thread each, not N ranks that each start a thread per core.
 """
 
@@ -80,11 +80,10 @@ from pathlib import Path
 import numpy as np
 
 from ..extras import import_optional, install_hint
+from ..kernels.threads import THREAD_VARIABLES, usable_cores
 
 # How a launcher tells a process the number of ranks: MPICH's Hydra (also Slurm's PMI), Open MPI.
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
-# The thread counts a user may have chosen; if one is set, the ranks keep it.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 BUCKET_BYTES = 25 * 2**20  # PyTorch DDP's bucket_cap_mb=25
 
 
@@ -266,11 +265,10 @@ def data_parallel_world() -> World:
     world = World(MPI.COMM_WORLD)
     if not any(name in os.environ for name in THREAD_VARIABLES):
         local = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED).Get_size()  # ranks on this machine
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         try:
             from ..kernels import set_num_threads
 
-            set_num_threads(max(1, cores // local))
+            set_num_threads(max(1, usable_cores() // local))
         except ImportError:  # no threadpoolctl: BLAS keeps its own count (set OMP_NUM_THREADS instead)
             pass
     return world
